@@ -1,0 +1,45 @@
+# Ward — the two commands a newcomer needs are `make run` and `make test`.
+GO        ?= go
+BIN       := bin/ward
+VERSION   ?= 0.1.0
+LDFLAGS   := -X main.version=$(VERSION)
+# The race detector needs cgo.
+export CGO_ENABLED := 1
+
+.PHONY: all build run test bench proto fmt vet setup clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ward
+
+## run: a dev server on 127.0.0.1:8200 with root token "root" and kv-v2 at secret/
+run: build
+	./$(BIN) server -dev -dev-root-token-id=root
+
+## setup: install what the tests need (idempotent; Debian, as root)
+setup:
+	./scripts/setup.sh
+
+## test: every test, with the race detector
+test: setup vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+vet:
+	$(GO) vet ./...
+
+## bench: KV v2 over HTTP (32 clients), plugin round trip, storage and barrier
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./sdk/plugin/ ./kernel/barrier/ ./kernel/storage/pebble/
+	$(GO) run ./cmd/wardbench -ward ./$(BIN) -clients 32 -duration 10s
+
+## proto: regenerate protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
+proto:
+	cd sdk/proto && protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative ward/plugin/v1/plugin.proto
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,497 @@
+package plugin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+
+	"github.com/wardproject/ward/sdk/logical"
+	sdkplugin "github.com/wardproject/ward/sdk/plugin"
+)
+
+// Errors returned by the runner.
+var (
+	// ErrUnavailable: the plugin process is down or could not be reached;
+	// the HTTP layer answers 502. The request may be retried.
+	ErrUnavailable = errors.New("plugin unavailable")
+	// ErrChecksum: the binary on disk does not match the catalog's SHA-256.
+	ErrChecksum = errors.New("plugin binary does not match the SHA-256 registered in the catalog")
+	// ErrProtocol: the plugin speaks another protocol version or is not a Ward plugin.
+	ErrProtocol = errors.New("plugin protocol mismatch")
+)
+
+// Observer receives plugin lifecycle events (for metrics).
+type Observer interface {
+	PluginStarted(name string)
+	PluginCrashed(name string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) PluginStarted(string) {}
+func (nopObserver) PluginCrashed(string) {}
+
+// RunnerConfig configures a Runner.
+type RunnerConfig struct {
+	Catalog  *Catalog
+	Logger   *slog.Logger
+	LogLevel string    // for go-plugin's logger: trace, debug, info, warn, error
+	LogJSON  bool      // go-plugin's logger format
+	LogOut   io.Writer // where go-plugin's logger (and plugin stderr) goes
+	Observer Observer
+	// StartTimeout bounds a plugin's handshake. Default 10s.
+	StartTimeout time.Duration
+}
+
+// Runner starts and supervises plugin processes.
+type Runner struct {
+	cfg    RunnerConfig
+	hclog  hclog.Logger
+	logger *slog.Logger
+
+	mu    sync.Mutex // protects procs
+	procs map[string]*process
+}
+
+// NewRunner returns a Runner; no process starts until a mount needs one.
+func NewRunner(cfg RunnerConfig) *Runner {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
+	if cfg.LogOut == nil {
+		cfg.LogOut = os.Stderr
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	level := hclog.LevelFromString(cfg.LogLevel)
+	if level == hclog.NoLevel {
+		level = hclog.Info
+	}
+	return &Runner{
+		cfg:    cfg,
+		logger: cfg.Logger,
+		hclog: hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: cfg.LogOut, Level: level,
+			JSONFormat: cfg.LogJSON}),
+		procs: map[string]*process{},
+	}
+}
+
+// MountSpec describes a mount to serve with a plugin.
+type MountSpec struct {
+	ID         string // the mount's UUID
+	Path       string // "secret/"
+	PluginType string // catalog type: "secret" or "auth"
+	PluginName string // catalog name, e.g. "kv"
+	Config     map[string]string
+	Storage    logical.Storage // the mount's barrier view
+}
+
+// Mount sets the mount up in its plugin's process (starting it if needed)
+// and returns the handle requests go through.
+func (r *Runner) Mount(ctx context.Context, spec MountSpec) (*Handle, error) {
+	entry, err := r.cfg.Catalog.Get(ctx, spec.PluginType, spec.PluginName)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	p := r.procs[entry.key()]
+	if p == nil {
+		p = &process{r: r, entry: *entry, mounts: map[string]*Handle{}, views: map[string]logical.Storage{}}
+		r.procs[entry.key()] = p
+	}
+	r.mu.Unlock()
+
+	h := &Handle{p: p, spec: spec}
+	if err := p.add(ctx, h); err != nil {
+		r.dropIfIdle(p)
+		return nil, err
+	}
+	return h, nil
+}
+
+func (r *Runner) dropIfIdle(p *process) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.idle() && r.procs[p.entry.key()] == p {
+		delete(r.procs, p.entry.key())
+		p.stop()
+	}
+}
+
+// Reload restarts the process of one plugin; its mounts are set up again.
+func (r *Runner) Reload(ctx context.Context, typ, name string) error {
+	r.mu.Lock()
+	p := r.procs[typ+"/"+name]
+	r.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	entry, err := r.cfg.Catalog.Get(ctx, typ, name)
+	if err != nil {
+		return err
+	}
+	return p.reload(ctx, *entry)
+}
+
+// Shutdown stops every plugin process.
+func (r *Runner) Shutdown() {
+	r.mu.Lock()
+	procs := r.procs
+	r.procs = map[string]*process{}
+	r.mu.Unlock()
+	for _, p := range procs {
+		p.stop()
+	}
+}
+
+// Info describes the running process of a plugin, if any.
+type Info struct {
+	Pid      int
+	Restarts int
+}
+
+// ProcessInfo reports on the process serving a plugin (for sys endpoints and tests).
+func (r *Runner) ProcessInfo(typ, name string) (Info, bool) {
+	r.mu.Lock()
+	p := r.procs[typ+"/"+name]
+	r.mu.Unlock()
+	if p == nil {
+		return Info{}, false
+	}
+	return p.info()
+}
+
+// conn is one running plugin process.
+type conn struct {
+	client  *goplugin.Client
+	rpc     *sdkplugin.Client
+	started time.Time
+	// setupErr records mounts whose Setup failed on this process.
+	setupErr sync.Map // mount ID -> error
+}
+
+// process supervises the process of one plugin and the mounts it serves.
+type process struct {
+	r *Runner
+
+	cur atomic.Pointer[conn] // the live process, nil when down
+
+	mu       sync.Mutex // protects the fields below; held while (re)starting
+	entry    Entry
+	mounts   map[string]*Handle
+	failures int // consecutive quick crashes or failed starts
+	lastTry  time.Time
+	restarts int
+
+	viewsMu sync.RWMutex // protects views; never held across RPCs
+	views   map[string]logical.Storage
+}
+
+func (p *process) resolve(mountID string) (logical.Storage, bool) {
+	p.viewsMu.RLock()
+	defer p.viewsMu.RUnlock()
+	s, ok := p.views[mountID]
+	return s, ok
+}
+
+func (p *process) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.mounts) == 0
+}
+
+func (p *process) info() (Info, bool) {
+	c := p.cur.Load()
+	if c == nil {
+		return Info{}, false
+	}
+	rc := c.client.ReattachConfig()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rc == nil {
+		return Info{}, false
+	}
+	return Info{Pid: rc.Pid, Restarts: p.restarts}, true
+}
+
+// add registers a mount and sets it up on the live process.
+func (p *process) add(ctx context.Context, h *Handle) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.viewsMu.Lock()
+	p.views[h.spec.ID] = h.spec.Storage
+	p.viewsMu.Unlock()
+	p.mounts[h.spec.ID] = h
+
+	c, err := p.liveLocked(ctx)
+	if err == nil {
+		err = h.setup(ctx, c)
+	}
+	if err != nil {
+		delete(p.mounts, h.spec.ID)
+		p.viewsMu.Lock()
+		delete(p.views, h.spec.ID)
+		p.viewsMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (p *process) remove(ctx context.Context, h *Handle) {
+	p.mu.Lock()
+	delete(p.mounts, h.spec.ID)
+	p.mu.Unlock()
+	if c := p.cur.Load(); c != nil && !c.client.Exited() {
+		_ = c.rpc.Cleanup(ctx, h.spec.ID)
+	}
+	p.viewsMu.Lock()
+	delete(p.views, h.spec.ID)
+	p.viewsMu.Unlock()
+	p.r.dropIfIdle(p)
+}
+
+// live returns the running process, restarting it if it died.
+func (p *process) live(ctx context.Context) (*conn, error) {
+	if c := p.cur.Load(); c != nil && !c.client.Exited() {
+		return c, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.liveLocked(ctx)
+}
+
+func backoff(failures int) time.Duration {
+	if failures <= 1 {
+		return 0
+	}
+	d := 100 * time.Millisecond << min(failures-2, 9)
+	return min(d, 30*time.Second)
+}
+
+func (p *process) liveLocked(ctx context.Context) (*conn, error) {
+	if c := p.cur.Load(); c != nil {
+		if !c.client.Exited() {
+			return c, nil
+		}
+		// It died: count a crash, quick ones towards backoff.
+		p.r.cfg.Observer.PluginCrashed(p.entry.Name)
+		p.r.logger.Warn("plugin process exited; restarting", "plugin", p.entry.Name)
+		if time.Since(c.started) < 10*time.Second {
+			p.failures++
+		} else {
+			p.failures = 1
+		}
+		p.cur.Store(nil)
+		c.client.Kill()
+	}
+	if wait := backoff(p.failures); wait > 0 && time.Since(p.lastTry) < wait {
+		return nil, fmt.Errorf("%w: plugin %q keeps failing; next restart in %s", ErrUnavailable, p.entry.Name,
+			(wait - time.Since(p.lastTry)).Round(time.Millisecond))
+	}
+	p.lastTry = time.Now()
+	c, err := p.start(ctx)
+	if err != nil {
+		p.failures++
+		return nil, err
+	}
+	for _, h := range p.mounts {
+		if err := h.setup(ctx, c); err != nil {
+			p.r.logger.Error("plugin mount setup failed", "plugin", p.entry.Name, "mount", h.spec.Path, "error", err)
+		}
+	}
+	if p.restarts > 0 || p.failures > 0 {
+		p.r.logger.Info("plugin process restarted", "plugin", p.entry.Name)
+	}
+	p.restarts++
+	p.cur.Store(c)
+	return c, nil
+}
+
+// start launches the process after checking its digest.
+func (p *process) start(ctx context.Context) (*conn, error) {
+	e := p.entry
+	path, err := p.r.cfg.Catalog.executable(&e)
+	if err != nil {
+		return nil, err
+	}
+	want, err := hex.DecodeString(e.SHA256)
+	if err != nil || len(want) != sha256.Size {
+		return nil, fmt.Errorf("plugin %q: catalog entry has no valid sha256", e.Name)
+	}
+	got, err := fileSHA256(path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: %w", e.Name, err)
+	}
+	if subtle.ConstantTimeCompare(got, want) != 1 {
+		return nil, &logical.Error{Code: logical.CodeInvalidRequest,
+			Message: fmt.Sprintf("plugin %q: %v (catalog %s, file %s)", e.Name, ErrChecksum, e.SHA256, hex.EncodeToString(got))}
+	}
+
+	cmd := exec.Command(path, e.Args...)
+	cmd.Env = append([]string{}, e.Env...)
+	client := goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  sdkplugin.Handshake,
+		VersionedPlugins: sdkplugin.HostPlugins(p.resolve),
+		Cmd:              cmd,
+		SkipHostEnv:      true,
+		SecureConfig:     &goplugin.SecureConfig{Checksum: want, Hash: sha256.New()},
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		Logger:           p.r.hclog.Named(e.Name),
+		AutoMTLS:         true,
+		StartTimeout:     p.r.cfg.StartTimeout,
+	})
+	rpc, err := sdkplugin.Dispense(client)
+	if err != nil {
+		client.Kill()
+		return nil, classifyStartErr(e.Name, err)
+	}
+	info, err := rpc.Info(ctx)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("%w: plugin %q: %v", ErrUnavailable, e.Name, err)
+	}
+	if info.Type != e.Type {
+		client.Kill()
+		return nil, &logical.Error{Code: logical.CodeInvalidRequest,
+			Message: fmt.Sprintf("plugin %q is of type %q, registered as %q", e.Name, info.Type, e.Type)}
+	}
+	p.r.cfg.Observer.PluginStarted(e.Name)
+	p.r.logger.Info("plugin started", "plugin", e.Name, "version", info.Version, "sdk", info.SdkVersion)
+	return &conn{client: client, rpc: rpc, started: time.Now()}, nil
+}
+
+func classifyStartErr(name string, err error) error {
+	// go-plugin reports these only as text; this is the one place we must
+	// read an error's message, and only to pick a clearer one.
+	msg := strings.ToLower(err.Error())
+	switch {
+	case containsAny(msg, "incompatible api version", "unrecognized remote plugin message", "incompatible core api version"):
+		return &logical.Error{Code: logical.CodeInvalidRequest,
+			Message: fmt.Sprintf("plugin %q: %v: this server speaks plugin protocol version %d: %v", name, ErrProtocol, sdkplugin.ProtocolVersion, err)}
+	case containsAny(msg, "checksums did not match"):
+		return &logical.Error{Code: logical.CodeInvalidRequest, Message: fmt.Sprintf("plugin %q: %v", name, ErrChecksum)}
+	}
+	return fmt.Errorf("%w: plugin %q failed to start: %v", ErrUnavailable, name, err)
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// reload restarts the process with a possibly updated catalog entry.
+func (p *process) reload(ctx context.Context, e Entry) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.entry = e
+	if c := p.cur.Swap(nil); c != nil {
+		c.client.Kill()
+	}
+	p.failures = 0
+	_, err := p.liveLocked(ctx)
+	return err
+}
+
+func (p *process) stop() {
+	if c := p.cur.Swap(nil); c != nil {
+		c.client.Kill()
+	}
+}
+
+// Handle is one mount served by a plugin process.
+type Handle struct {
+	p    *process
+	spec MountSpec
+
+	mu     sync.RWMutex // protects result
+	result *sdkplugin.SetupResult
+}
+
+func (h *Handle) setup(ctx context.Context, c *conn) error {
+	res, err := c.rpc.Setup(ctx, sdkplugin.MountConfig{ID: h.spec.ID, MountPoint: h.spec.Path,
+		MountType: h.spec.PluginName, Config: h.spec.Config})
+	if err != nil {
+		c.setupErr.Store(h.spec.ID, err)
+		return err
+	}
+	c.setupErr.Delete(h.spec.ID)
+	h.mu.Lock()
+	h.result = res
+	h.mu.Unlock()
+	return nil
+}
+
+// SpecialPaths returns the paths the plugin declared at setup.
+func (h *Handle) SpecialPaths() *logical.Paths {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.result == nil {
+		return &logical.Paths{}
+	}
+	return h.result.SpecialPaths
+}
+
+// Schema returns the schema the plugin declared at setup.
+func (h *Handle) Schema() *logical.Schema {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.result == nil {
+		return &logical.Schema{}
+	}
+	return h.result.Schema
+}
+
+// HandleRequest forwards a request to the plugin. Transport failures come
+// back as ErrUnavailable; the next call restarts a dead process.
+func (h *Handle) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	c, err := h.p.live(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if v, failed := c.setupErr.Load(h.spec.ID); failed {
+		return nil, fmt.Errorf("%w: mount %s failed to set up: %v", ErrUnavailable, h.spec.Path, v)
+	}
+	resp, err := c.rpc.HandleRequest(ctx, h.spec.ID, req)
+	if errors.Is(err, sdkplugin.ErrTransport) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, h.p.entry.Name, err)
+	}
+	return resp, err
+}
+
+// Close tears the mount down in the plugin; the process stops with its last mount.
+func (h *Handle) Close(ctx context.Context) { h.p.remove(ctx, h) }

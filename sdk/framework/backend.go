@@ -1,0 +1,237 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/wardproject/ward/sdk/logical"
+)
+
+// OperationFunc handles one operation on a path.
+type OperationFunc func(ctx context.Context, req *logical.Request, d *FieldData) (*logical.Response, error)
+
+// ExistenceFunc reports whether the object a write targets exists, which
+// decides between the create and update operations (and capabilities).
+type ExistenceFunc func(ctx context.Context, req *logical.Request, d *FieldData) (bool, error)
+
+// Path is one route of a backend.
+type Path struct {
+	// Pattern is a regular expression matched against the whole request
+	// path (it is anchored for you). Named groups become fields.
+	Pattern    string
+	Fields     map[string]*FieldSchema
+	Operations map[logical.Operation]OperationFunc
+	// ExistenceCheck, when set, turns an update of a missing object into a
+	// create (served by the create handler if there is one, else update).
+	ExistenceCheck ExistenceFunc
+	// TakesArbitraryInput lets the handler read fields outside the schema
+	// from FieldData.Raw (KV data, for example).
+	TakesArbitraryInput bool
+
+	HelpSynopsis    string
+	HelpDescription string
+}
+
+// Backend is a logical.Backend built from paths.
+type Backend struct {
+	Help         string
+	Paths        []*Path
+	PathsSpecial *logical.Paths
+	BackendType  logical.BackendType
+
+	InitializeFunc func(ctx context.Context) error
+	Invalidate     func(ctx context.Context, key string)
+	Clean          func(ctx context.Context)
+
+	once     sync.Once
+	compiled []*regexp.Regexp
+	initErr  error
+}
+
+var _ logical.Backend = (*Backend)(nil)
+
+func (b *Backend) compile() error {
+	b.once.Do(func() {
+		b.compiled = make([]*regexp.Regexp, len(b.Paths))
+		for i, p := range b.Paths {
+			re, err := regexp.Compile("^" + strings.TrimSuffix(strings.TrimPrefix(p.Pattern, "^"), "$") + "$")
+			if err != nil {
+				b.initErr = fmt.Errorf("framework: path %q: %w", p.Pattern, err)
+				return
+			}
+			b.compiled[i] = re
+		}
+	})
+	return b.initErr
+}
+
+// route finds the path serving reqPath and the values of its named groups.
+func (b *Backend) route(reqPath string) (*Path, map[string]string, error) {
+	if err := b.compile(); err != nil {
+		return nil, nil, err
+	}
+	for i, re := range b.compiled {
+		m := re.FindStringSubmatch(reqPath)
+		if m == nil {
+			continue
+		}
+		captures := map[string]string{}
+		for j, name := range re.SubexpNames() {
+			if name != "" && m[j] != "" {
+				captures[name] = m[j]
+			}
+		}
+		return b.Paths[i], captures, nil
+	}
+	return nil, nil, nil
+}
+
+// HandleRequest implements logical.Backend.
+func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	p, captures, err := b.route(req.Path)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, logical.ErrUnsupportedPath
+	}
+	if req.Operation == logical.HelpOperation {
+		return &logical.Response{Data: map[string]any{"help": p.help()}}, nil
+	}
+
+	raw := make(map[string]any, len(req.Data)+len(captures))
+	for k, v := range req.Data {
+		raw[k] = v
+	}
+	for k, v := range captures {
+		raw[k] = v
+	}
+	fd := &FieldData{Raw: raw, Schema: p.Fields}
+	if fd.Schema == nil {
+		fd.Schema = map[string]*FieldSchema{}
+	}
+	if err := fd.Validate(); err != nil {
+		return nil, err
+	}
+
+	op := req.Operation
+	if (op == logical.CreateOperation || op == logical.UpdateOperation) && p.ExistenceCheck != nil {
+		exists, err := p.ExistenceCheck(ctx, req, fd)
+		if err != nil {
+			return nil, err
+		}
+		op = logical.UpdateOperation
+		if !exists {
+			op = logical.CreateOperation
+		}
+	}
+	h := p.Operations[op]
+	if h == nil && op == logical.CreateOperation {
+		h = p.Operations[logical.UpdateOperation]
+	}
+	if h == nil && op == logical.UpdateOperation && p.ExistenceCheck == nil {
+		h = p.Operations[logical.CreateOperation]
+	}
+	if h == nil {
+		return nil, logical.ErrUnsupportedOperation
+	}
+	return h(ctx, req, fd)
+}
+
+func (p *Path) help() string {
+	var sb strings.Builder
+	sb.WriteString(p.HelpSynopsis)
+	if p.HelpDescription != "" {
+		sb.WriteString("\n\n")
+		sb.WriteString(p.HelpDescription)
+	}
+	if len(p.Fields) > 0 {
+		sb.WriteString("\n\nFields:\n")
+		names := make([]string, 0, len(p.Fields))
+		for n := range p.Fields {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			f := p.Fields[n]
+			fmt.Fprintf(&sb, "  %s (%s): %s\n", n, f.Type, f.Description)
+		}
+	}
+	return sb.String()
+}
+
+// SpecialPaths implements logical.Backend.
+func (b *Backend) SpecialPaths() *logical.Paths {
+	if b.PathsSpecial == nil {
+		return &logical.Paths{}
+	}
+	return b.PathsSpecial
+}
+
+// Type implements logical.Backend.
+func (b *Backend) Type() logical.BackendType {
+	if b.BackendType == "" {
+		return logical.TypeSecret
+	}
+	return b.BackendType
+}
+
+// Initialize implements logical.Backend.
+func (b *Backend) Initialize(ctx context.Context) error {
+	if err := b.compile(); err != nil {
+		return err
+	}
+	if b.InitializeFunc != nil {
+		return b.InitializeFunc(ctx)
+	}
+	return nil
+}
+
+// InvalidateKey implements logical.Backend.
+func (b *Backend) InvalidateKey(ctx context.Context, key string) {
+	if b.Invalidate != nil {
+		b.Invalidate(ctx, key)
+	}
+}
+
+// Cleanup implements logical.Backend.
+func (b *Backend) Cleanup(ctx context.Context) {
+	if b.Clean != nil {
+		b.Clean(ctx)
+	}
+}
+
+// Schema implements logical.Backend.
+func (b *Backend) Schema() *logical.Schema {
+	s := &logical.Schema{Help: b.Help}
+	for _, p := range b.Paths {
+		ps := logical.PathSchema{Pattern: p.Pattern, Synopsis: p.HelpSynopsis, Description: p.HelpDescription}
+		for op := range p.Operations {
+			ps.Operations = append(ps.Operations, op)
+		}
+		sort.Slice(ps.Operations, func(i, j int) bool { return ps.Operations[i] < ps.Operations[j] })
+		for name, f := range p.Fields {
+			ps.Fields = append(ps.Fields, logical.FieldInfo{
+				Name: name, Type: f.Type.String(), Description: f.Description,
+				Required: f.Required, Default: f.Default, AllowedValues: f.AllowedValues,
+			})
+		}
+		sort.Slice(ps.Fields, func(i, j int) bool { return ps.Fields[i].Name < ps.Fields[j].Name })
+		s.Paths = append(s.Paths, ps)
+	}
+	return s
+}
+
+// GenericNameRegex matches one path segment name, captured as field name.
+func GenericNameRegex(name string) string {
+	return fmt.Sprintf("(?P<%s>\\w(([\\w-.@]+)?\\w)?)", name)
+}
+
+// MatchAllRegex captures the rest of the path (possibly empty) as name.
+func MatchAllRegex(name string) string {
+	return fmt.Sprintf("(?P<%s>.*)", name)
+}

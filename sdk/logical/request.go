@@ -1,0 +1,157 @@
+package logical
+
+import (
+	"context"
+	"time"
+)
+
+// Operation is what a request asks a backend to do. The HTTP layer derives
+// it from the method: GET read, POST/PUT create or update, PATCH patch,
+// DELETE delete, LIST (or GET ?list=true) list.
+type Operation string
+
+const (
+	ReadOperation   Operation = "read"
+	CreateOperation Operation = "create"
+	UpdateOperation Operation = "update"
+	PatchOperation  Operation = "patch"
+	DeleteOperation Operation = "delete"
+	ListOperation   Operation = "list"
+	HelpOperation   Operation = "help"
+	RenewOperation  Operation = "renew"
+	RevokeOperation Operation = "revoke"
+)
+
+// Request is one call into a backend. Path is relative to the mount.
+type Request struct {
+	ID        string
+	Operation Operation
+	Path      string
+	Data      map[string]any
+
+	// MountPoint is where the backend is mounted, with a trailing slash
+	// ("secret/"); MountType and MountAccessor identify the mount.
+	MountPoint    string
+	MountType     string
+	MountAccessor string
+
+	// Headers holds only the request headers the mount lets through.
+	Headers map[string][]string
+
+	// RemoteAddr is the client's address as the listener saw it.
+	RemoteAddr string
+
+	// Unauthenticated is true when the path was reached without a token
+	// (one of the backend's unauthenticated special paths).
+	Unauthenticated bool
+
+	// Storage is the mount's private storage view. The host sets it; it is
+	// never serialised.
+	Storage Storage `json:"-"`
+}
+
+// Response is what a backend answers. A nil *Response with a nil error
+// means "nothing here": the HTTP layer turns it into 204 for writes and 404
+// for reads and lists.
+type Response struct {
+	Data     map[string]any
+	Secret   *Secret
+	Auth     *Auth
+	Warnings []string
+	Redirect string
+
+	// StatusCode, when non-zero, overrides the HTTP status while keeping the
+	// body (KV v2 answers 404 with metadata for a deleted version, as Vault does).
+	StatusCode int
+}
+
+// AddWarning appends a warning shown to the client in the envelope.
+func (r *Response) AddWarning(w string) { r.Warnings = append(r.Warnings, w) }
+
+// Secret asks the kernel to put a lease on the response's data.
+type Secret struct {
+	TTL          time.Duration
+	MaxTTL       time.Duration
+	Renewable    bool
+	InternalData map[string]any
+	LeaseID      string
+}
+
+// Auth is returned by an auth method's login; the kernel mints a token from it.
+type Auth struct {
+	DisplayName  string
+	Policies     []string
+	Metadata     map[string]string
+	TTL          time.Duration
+	MaxTTL       time.Duration
+	Renewable    bool
+	NumUses      int
+	InternalData map[string]any
+}
+
+// ListResponse builds the standard response to a list operation.
+func ListResponse(keys []string) *Response {
+	if len(keys) == 0 {
+		return nil
+	}
+	return &Response{Data: map[string]any{"keys": keys}}
+}
+
+// Backend is implemented by every secret engine and auth method.
+type Backend interface {
+	// HandleRequest serves one request. Errors should be *Error values (or
+	// wrap one) so the kernel can pick the right status code.
+	HandleRequest(ctx context.Context, req *Request) (*Response, error)
+	// SpecialPaths declares paths with special handling by the kernel.
+	SpecialPaths() *Paths
+	// Schema describes the backend's paths for help and OpenAPI.
+	Schema() *Schema
+	// Type says whether this is a secret engine or an auth method.
+	Type() BackendType
+	// Initialize runs once after the backend is set up on a mount.
+	Initialize(ctx context.Context) error
+	// InvalidateKey tells the backend a storage key changed behind it.
+	InvalidateKey(ctx context.Context, key string)
+	// Cleanup runs when the mount is disabled or the plugin stops.
+	Cleanup(ctx context.Context)
+}
+
+// Factory builds a backend for one mount.
+type Factory func(ctx context.Context, conf *BackendConfig) (Backend, error)
+
+// BackendConfig is what a backend learns about its mount at setup.
+type BackendConfig struct {
+	// StorageView is the mount's private storage, the same as Request.Storage.
+	StorageView Storage
+	// Config holds the mount options (for example "version" for KV).
+	Config     map[string]string
+	MountPoint string
+	MountType  string
+	// Logger writes to the host's log, tagged with the mount.
+	Logger Logger
+}
+
+// Logger is the minimal logging contract a backend can rely on. Never pass
+// secret material to it.
+type Logger interface {
+	Debug(msg string, args ...any)
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+// BackendType distinguishes secret engines from auth methods.
+type BackendType string
+
+const (
+	TypeSecret BackendType = "secret"
+	TypeAuth   BackendType = "auth"
+)
+
+// Paths lists paths with special handling. Entries ending in "*" are prefixes.
+type Paths struct {
+	// Root paths need a sudo-capable token.
+	Root []string
+	// Unauthenticated paths are reachable without a token (login).
+	Unauthenticated []string
+}

@@ -1,0 +1,187 @@
+package plugin
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	pb "github.com/wardproject/ward/sdk/proto/ward/plugin/v1"
+	"github.com/wardproject/ward/sdk/logical"
+)
+
+// decodeJSONMap decodes a JSON object keeping numbers exact (json.Number).
+func decodeJSONMap(b []byte) (map[string]any, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func encodeJSON(v any) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	return json.Marshal(v)
+}
+
+func errorToProto(err error) *pb.Error {
+	if err == nil {
+		return nil
+	}
+	return &pb.Error{Code: int32(logical.CodeOf(err)), Message: err.Error()}
+}
+
+func errorFromProto(e *pb.Error) error {
+	if e == nil {
+		return nil
+	}
+	return &logical.Error{Code: logical.Code(e.Code), Message: e.Message}
+}
+
+// RequestToProto converts a request for the wire. Storage is not sent.
+func RequestToProto(r *logical.Request) (*pb.Request, error) {
+	data, err := encodeJSON(r.Data)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.Request{
+		Id: r.ID, Operation: string(r.Operation), Path: r.Path, DataJson: data,
+		MountPoint: r.MountPoint, MountType: r.MountType, MountAccessor: r.MountAccessor,
+		RemoteAddr: r.RemoteAddr, Unauthenticated: r.Unauthenticated,
+	}
+	if len(r.Headers) > 0 {
+		out.Headers = make(map[string]*pb.Header, len(r.Headers))
+		for k, v := range r.Headers {
+			out.Headers[k] = &pb.Header{Values: v}
+		}
+	}
+	return out, nil
+}
+
+// RequestFromProto converts a wire request back.
+func RequestFromProto(r *pb.Request) (*logical.Request, error) {
+	data, err := decodeJSONMap(r.DataJson)
+	if err != nil {
+		return nil, logical.InvalidRequest("request data is not a JSON object")
+	}
+	out := &logical.Request{
+		ID: r.Id, Operation: logical.Operation(r.Operation), Path: r.Path, Data: data,
+		MountPoint: r.MountPoint, MountType: r.MountType, MountAccessor: r.MountAccessor,
+		RemoteAddr: r.RemoteAddr, Unauthenticated: r.Unauthenticated,
+	}
+	if len(r.Headers) > 0 {
+		out.Headers = make(map[string][]string, len(r.Headers))
+		for k, v := range r.Headers {
+			out.Headers[k] = v.GetValues()
+		}
+	}
+	return out, nil
+}
+
+// ResponseToProto converts a response for the wire.
+func ResponseToProto(r *logical.Response) (*pb.Response, error) {
+	data, err := encodeJSON(r.Data)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.Response{DataJson: data, Warnings: r.Warnings, Redirect: r.Redirect, StatusCode: int32(r.StatusCode)}
+	if s := r.Secret; s != nil {
+		internal, err := encodeJSON(s.InternalData)
+		if err != nil {
+			return nil, err
+		}
+		out.Secret = &pb.Secret{TtlSeconds: int64(s.TTL / time.Second), MaxTtlSeconds: int64(s.MaxTTL / time.Second),
+			Renewable: s.Renewable, InternalDataJson: internal, LeaseId: s.LeaseID}
+	}
+	if a := r.Auth; a != nil {
+		internal, err := encodeJSON(a.InternalData)
+		if err != nil {
+			return nil, err
+		}
+		out.Auth = &pb.Auth{DisplayName: a.DisplayName, Policies: a.Policies, Metadata: a.Metadata,
+			TtlSeconds: int64(a.TTL / time.Second), MaxTtlSeconds: int64(a.MaxTTL / time.Second),
+			Renewable: a.Renewable, NumUses: int64(a.NumUses), InternalDataJson: internal}
+	}
+	return out, nil
+}
+
+// ResponseFromProto converts a wire response back.
+func ResponseFromProto(r *pb.Response) (*logical.Response, error) {
+	data, err := decodeJSONMap(r.DataJson)
+	if err != nil {
+		return nil, err
+	}
+	out := &logical.Response{Data: data, Warnings: r.Warnings, Redirect: r.Redirect, StatusCode: int(r.StatusCode)}
+	if s := r.Secret; s != nil {
+		internal, err := decodeJSONMap(s.InternalDataJson)
+		if err != nil {
+			return nil, err
+		}
+		out.Secret = &logical.Secret{TTL: time.Duration(s.TtlSeconds) * time.Second, MaxTTL: time.Duration(s.MaxTtlSeconds) * time.Second,
+			Renewable: s.Renewable, InternalData: internal, LeaseID: s.LeaseId}
+	}
+	if a := r.Auth; a != nil {
+		internal, err := decodeJSONMap(a.InternalDataJson)
+		if err != nil {
+			return nil, err
+		}
+		out.Auth = &logical.Auth{DisplayName: a.DisplayName, Policies: a.Policies, Metadata: a.Metadata,
+			TTL: time.Duration(a.TtlSeconds) * time.Second, MaxTTL: time.Duration(a.MaxTtlSeconds) * time.Second,
+			Renewable: a.Renewable, NumUses: int(a.NumUses), InternalData: internal}
+	}
+	return out, nil
+}
+
+// SchemaToProto converts a backend schema for the wire.
+func SchemaToProto(s *logical.Schema) *pb.Schema {
+	if s == nil {
+		return nil
+	}
+	out := &pb.Schema{Help: s.Help}
+	for _, p := range s.Paths {
+		pp := &pb.PathSchema{Pattern: p.Pattern, Synopsis: p.Synopsis, Description: p.Description}
+		for _, op := range p.Operations {
+			pp.Operations = append(pp.Operations, string(op))
+		}
+		for _, f := range p.Fields {
+			def, _ := encodeJSON(f.Default)
+			av, _ := encodeJSON(f.AllowedValues)
+			pp.Fields = append(pp.Fields, &pb.FieldInfo{Name: f.Name, Type: f.Type, Description: f.Description,
+				Required: f.Required, DefaultJson: def, AllowedValuesJson: av})
+		}
+		out.Paths = append(out.Paths, pp)
+	}
+	return out
+}
+
+// SchemaFromProto converts a wire schema back.
+func SchemaFromProto(s *pb.Schema) *logical.Schema {
+	if s == nil {
+		return &logical.Schema{}
+	}
+	out := &logical.Schema{Help: s.Help}
+	for _, p := range s.Paths {
+		ps := logical.PathSchema{Pattern: p.Pattern, Synopsis: p.Synopsis, Description: p.Description}
+		for _, op := range p.Operations {
+			ps.Operations = append(ps.Operations, logical.Operation(op))
+		}
+		for _, f := range p.Fields {
+			fi := logical.FieldInfo{Name: f.Name, Type: f.Type, Description: f.Description, Required: f.Required}
+			if len(f.DefaultJson) > 0 {
+				_ = json.Unmarshal(f.DefaultJson, &fi.Default)
+			}
+			if len(f.AllowedValuesJson) > 0 {
+				_ = json.Unmarshal(f.AllowedValuesJson, &fi.AllowedValues)
+			}
+			ps.Fields = append(ps.Fields, fi)
+		}
+		out.Paths = append(out.Paths, ps)
+	}
+	return out
+}
