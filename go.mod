@@ -3,6 +3,7 @@ module github.com/wardproject/ward
 go 1.26.8
 
 require (
+	dario.cat/mergo v1.0.1 // indirect
 	github.com/DataDog/zstd v1.5.7 // indirect
 	github.com/Masterminds/goutils v1.1.1 // indirect
 	github.com/Masterminds/semver/v3 v3.4.0 // indirect

@@ -188,6 +188,14 @@ type conn struct {
 	setupErr sync.Map // mount ID -> error
 }
 
+// alive reports whether the process can serve: running, channel up.
+func (c *conn) alive() bool { return !c.client.Exited() && !c.rpc.Broken() }
+
+func (c *conn) stop() {
+	c.rpc.Close()
+	c.client.Kill()
+}
+
 // process supervises the process of one plugin and the mounts it serves.
 type process struct {
 	r *Runner
@@ -259,7 +267,7 @@ func (p *process) remove(ctx context.Context, h *Handle) {
 	p.mu.Lock()
 	delete(p.mounts, h.spec.ID)
 	p.mu.Unlock()
-	if c := p.cur.Load(); c != nil && !c.client.Exited() {
+	if c := p.cur.Load(); c != nil && c.alive() {
 		_ = c.rpc.Cleanup(ctx, h.spec.ID)
 	}
 	p.viewsMu.Lock()
@@ -270,7 +278,7 @@ func (p *process) remove(ctx context.Context, h *Handle) {
 
 // live returns the running process, restarting it if it died.
 func (p *process) live(ctx context.Context) (*conn, error) {
-	if c := p.cur.Load(); c != nil && !c.client.Exited() {
+	if c := p.cur.Load(); c != nil && c.alive() {
 		return c, nil
 	}
 	p.mu.Lock()
@@ -288,7 +296,7 @@ func backoff(failures int) time.Duration {
 
 func (p *process) liveLocked(ctx context.Context) (*conn, error) {
 	if c := p.cur.Load(); c != nil {
-		if !c.client.Exited() {
+		if c.alive() {
 			return c, nil
 		}
 		// It died: count a crash, quick ones towards backoff.
@@ -300,7 +308,7 @@ func (p *process) liveLocked(ctx context.Context) (*conn, error) {
 			p.failures = 1
 		}
 		p.cur.Store(nil)
-		c.client.Kill()
+		c.stop()
 	}
 	if wait := backoff(p.failures); wait > 0 && time.Since(p.lastTry) < wait {
 		return nil, fmt.Errorf("%w: plugin %q keeps failing; next restart in %s", ErrUnavailable, p.entry.Name,
@@ -349,7 +357,7 @@ func (p *process) start(ctx context.Context) (*conn, error) {
 	cmd.Env = append([]string{}, e.Env...)
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  sdkplugin.Handshake,
-		VersionedPlugins: sdkplugin.HostPlugins(p.resolve),
+		VersionedPlugins: sdkplugin.HostPlugins(),
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		SecureConfig:     &goplugin.SecureConfig{Checksum: want, Hash: sha256.New()},
@@ -358,7 +366,7 @@ func (p *process) start(ctx context.Context) (*conn, error) {
 		AutoMTLS:         true,
 		StartTimeout:     p.r.cfg.StartTimeout,
 	})
-	rpc, err := sdkplugin.Dispense(client)
+	rpc, err := sdkplugin.Connect(ctx, client, p.resolve)
 	if err != nil {
 		client.Kill()
 		return nil, classifyStartErr(e.Name, err)
@@ -420,7 +428,7 @@ func (p *process) reload(ctx context.Context, e Entry) error {
 	defer p.mu.Unlock()
 	p.entry = e
 	if c := p.cur.Swap(nil); c != nil {
-		c.client.Kill()
+		c.stop()
 	}
 	p.failures = 0
 	_, err := p.liveLocked(ctx)
@@ -429,7 +437,7 @@ func (p *process) reload(ctx context.Context, e Entry) error {
 
 func (p *process) stop() {
 	if c := p.cur.Swap(nil); c != nil {
-		c.client.Kill()
+		c.stop()
 	}
 }
 

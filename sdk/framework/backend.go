@@ -28,8 +28,9 @@ type Path struct {
 	// ExistenceCheck, when set, turns an update of a missing object into a
 	// create (served by the create handler if there is one, else update).
 	ExistenceCheck ExistenceFunc
-	// TakesArbitraryInput lets the handler read fields outside the schema
-	// from FieldData.Raw (KV data, for example).
+	// TakesArbitraryInput says the handler reads fields outside the schema
+	// from FieldData.Raw (KV data, for example). Otherwise unknown fields
+	// are reported back to the client in a warning, as Vault does.
 	TakesArbitraryInput bool
 
 	HelpSynopsis    string
@@ -79,9 +80,12 @@ func (b *Backend) route(reqPath string) (*Path, map[string]string, error) {
 		if m == nil {
 			continue
 		}
+		// Every named group is recorded, empty ones too: captures come from
+		// the routed path (what the ACL checked) and must override any
+		// request field of the same name.
 		captures := map[string]string{}
 		for j, name := range re.SubexpNames() {
-			if name != "" && m[j] != "" {
+			if name != "" {
 				captures[name] = m[j]
 			}
 		}
@@ -129,6 +133,15 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 			op = logical.CreateOperation
 		}
 	}
+	var unknown []string
+	if !p.TakesArbitraryInput {
+		for k := range req.Data {
+			if _, ok := fd.Schema[k]; !ok {
+				unknown = append(unknown, k)
+			}
+		}
+		sort.Strings(unknown)
+	}
 	h := p.Operations[op]
 	if h == nil && op == logical.CreateOperation {
 		h = p.Operations[logical.UpdateOperation]
@@ -139,7 +152,14 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 	if h == nil {
 		return nil, logical.ErrUnsupportedOperation
 	}
-	return h(ctx, req, fd)
+	resp, err := h(ctx, req, fd)
+	if err == nil && len(unknown) > 0 && op != logical.ReadOperation && op != logical.ListOperation {
+		if resp == nil {
+			resp = &logical.Response{}
+		}
+		resp.AddWarning(fmt.Sprintf("Endpoint ignored these unrecognized parameters: %v", unknown))
+	}
+	return resp, err
 }
 
 func (p *Path) help() string {

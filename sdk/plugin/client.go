@@ -1,9 +1,12 @@
 package plugin
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
 
@@ -17,14 +20,27 @@ type StorageResolver func(mountID string) (s logical.Storage, ok bool)
 
 // HostPlugins is the plugin set a host hands to go-plugin's ClientConfig.
 // Only protocol version 1 is listed, so go-plugin refuses other majors.
-func HostPlugins(resolve StorageResolver) map[int]goplugin.PluginSet {
-	return map[int]goplugin.PluginSet{
-		ProtocolVersion: {pluginKey: &grpcPlugin{storage: resolve}},
-	}
+func HostPlugins() map[int]goplugin.PluginSet {
+	return map[int]goplugin.PluginSet{ProtocolVersion: {pluginKey: &grpcPlugin{}}}
 }
 
-// Dispense connects to a started go-plugin client and returns the Backend client.
-func Dispense(c *goplugin.Client) (*Client, error) {
+// ErrTransport marks a failure to reach the plugin (as opposed to an error
+// the plugin returned): the process died or broke the protocol.
+var ErrTransport = errors.New("plugin unreachable")
+
+func transportErr(err error) error { return fmt.Errorf("%w: %v", ErrTransport, err) }
+
+// Client is the host side of one plugin process: the gRPC control plane
+// and the data channel.
+type Client struct {
+	backend pb.BackendClient
+	resolve StorageResolver
+	ch      *channel
+}
+
+// Connect dispenses the backend from a started go-plugin client and opens
+// the data channel. resolve confines the plugin's storage calls.
+func Connect(ctx context.Context, c *goplugin.Client, resolve StorageResolver) (*Client, error) {
 	rpc, err := c.Client()
 	if err != nil {
 		return nil, err
@@ -33,25 +49,34 @@ func Dispense(c *goplugin.Client) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, ok := raw.(*Client)
+	backend, ok := raw.(pb.BackendClient)
 	if !ok {
 		return nil, fmt.Errorf("plugin dispensed %T, not a Ward backend", raw)
 	}
+	cl := &Client{backend: backend, resolve: resolve}
+	info, err := backend.OpenChannel(ctx, &pb.Empty{})
+	if err != nil {
+		return nil, transportErr(fmt.Errorf("open data channel: %w", err))
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", info.SocketPath)
+	if err != nil {
+		return nil, transportErr(fmt.Errorf("connect data channel: %w", err))
+	}
+	cl.ch = newChannel(conn, cl.handleFrame)
+	if err := cl.ch.send(&pb.Frame{Body: &pb.Frame_Hello{Hello: &pb.Hello{Nonce: info.Nonce, ProtocolVersion: ProtocolVersion}}}); err != nil {
+		conn.Close()
+		return nil, transportErr(err)
+	}
+	go cl.ch.readLoop(bufio.NewReaderSize(conn, 64<<10))
 	return cl, nil
 }
 
-// ErrTransport marks a failure to reach the plugin (as opposed to an error
-// the plugin returned): the process died, hung past the deadline, or broke
-// the protocol.
-var ErrTransport = errors.New("plugin unreachable")
+// Broken reports whether the data channel is gone (the process is useless).
+func (c *Client) Broken() bool { return c.ch.closed() }
 
-func transportErr(err error) error { return fmt.Errorf("%w: %v", ErrTransport, err) }
-
-// Client is the host side of one plugin process.
-type Client struct {
-	backend         pb.BackendClient
-	storageBrokerID uint32
-}
+// Close closes the data channel.
+func (c *Client) Close() { c.ch.fail(errors.New("closed by the host")) }
 
 // SetupResult is what a plugin reports about a mount it set up.
 type SetupResult struct {
@@ -80,7 +105,7 @@ func (c *Client) Info(ctx context.Context) (*pb.InfoReply, error) {
 // Setup builds the backend for one mount inside the plugin.
 func (c *Client) Setup(ctx context.Context, m MountConfig) (*SetupResult, error) {
 	r, err := c.backend.Setup(ctx, &pb.SetupRequest{MountId: m.ID, MountPoint: m.MountPoint,
-		MountType: m.MountType, Config: m.Config, StorageBrokerId: c.storageBrokerID})
+		MountType: m.MountType, Config: m.Config})
 	if err != nil {
 		return nil, transportErr(err)
 	}
@@ -94,15 +119,30 @@ func (c *Client) Setup(ctx context.Context, m MountConfig) (*SetupResult, error)
 	return &SetupResult{Type: logical.BackendType(r.Type), SpecialPaths: sp, Schema: SchemaFromProto(r.Schema)}, nil
 }
 
-// HandleRequest sends one request to the mount's backend.
+// HandleRequest sends one request to the mount's backend over the data
+// channel. If ctx ends first, the plugin is told to cancel and ctx's error
+// is returned.
 func (c *Client) HandleRequest(ctx context.Context, mountID string, req *logical.Request) (*logical.Response, error) {
 	preq, err := RequestToProto(req)
 	if err != nil {
 		return nil, logical.InvalidRequest("request data cannot be encoded")
 	}
-	r, err := c.backend.HandleRequest(ctx, &pb.HandleRequestArgs{MountId: mountID, Request: preq})
+	args := &pb.HandleRequestArgs{MountId: mountID, Request: preq}
+	if d, ok := ctx.Deadline(); ok {
+		args.DeadlineUnixNano = d.UnixNano()
+	}
+	f := &pb.Frame{Body: &pb.Frame_Request{Request: args}}
+	ans, err := c.ch.call(ctx, f)
 	if err != nil {
+		if ctx.Err() != nil {
+			_ = c.ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_Cancel{Cancel: &pb.Cancel{}}})
+			return nil, ctx.Err()
+		}
 		return nil, transportErr(err)
+	}
+	r := ans.GetReply()
+	if r == nil {
+		return nil, transportErr(errors.New("malformed reply"))
 	}
 	if r.Error != nil {
 		return nil, errorFromProto(r.Error)
@@ -133,61 +173,50 @@ func (c *Client) Cleanup(ctx context.Context, mountID string) error {
 	return nil
 }
 
-// storageServer is the host's Storage service for one plugin process.
-type storageServer struct {
-	pb.UnimplementedStorageServer
-	resolve StorageResolver
-}
-
 var errNotYourMount = logical.Errorf(logical.CodePermissionDenied, "storage: mount is not served by this plugin process")
 
-func (s *storageServer) view(mountID string) (logical.Storage, error) {
-	if s.resolve == nil {
-		return nil, errNotYourMount
+// handleFrame serves the plugin's storage calls. It runs on the read loop,
+// so the work happens in its own goroutine.
+func (c *Client) handleFrame(f *pb.Frame) {
+	call := f.GetStorageCall()
+	if call == nil {
+		return
 	}
-	st, ok := s.resolve(mountID)
+	go func() {
+		res := c.storage(call)
+		if err := c.ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_StorageResult{StorageResult: res}}); err != nil {
+			c.ch.fail(err)
+		}
+	}()
+}
+
+// storageTimeout bounds one storage call made by a plugin.
+const storageTimeout = 30 * time.Second
+
+func (c *Client) storage(call *pb.StorageCall) *pb.StorageResult {
+	st, ok := c.resolve(call.MountId)
 	if !ok {
-		return nil, errNotYourMount
+		return &pb.StorageResult{Error: errorToProto(errNotYourMount)}
 	}
-	return st, nil
-}
-
-func (s *storageServer) Get(ctx context.Context, a *pb.StorageGetArgs) (*pb.StorageGetReply, error) {
-	st, err := s.view(a.MountId)
-	if err != nil {
-		return &pb.StorageGetReply{Error: errorToProto(err)}, nil
+	ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+	defer cancel()
+	switch call.Op {
+	case pb.StorageCall_GET:
+		e, err := st.Get(ctx, call.Key)
+		if err != nil {
+			return &pb.StorageResult{Error: errorToProto(err)}
+		}
+		if e == nil {
+			return &pb.StorageResult{}
+		}
+		return &pb.StorageResult{Found: true, Value: e.Value}
+	case pb.StorageCall_PUT:
+		return &pb.StorageResult{Error: errorToProto(st.Put(ctx, &logical.StorageEntry{Key: call.Key, Value: call.Value}))}
+	case pb.StorageCall_DELETE:
+		return &pb.StorageResult{Error: errorToProto(st.Delete(ctx, call.Key))}
+	case pb.StorageCall_LIST:
+		keys, err := st.List(ctx, call.Key)
+		return &pb.StorageResult{Keys: keys, Error: errorToProto(err)}
 	}
-	e, err := st.Get(ctx, a.Key)
-	if err != nil {
-		return &pb.StorageGetReply{Error: errorToProto(err)}, nil
-	}
-	if e == nil {
-		return &pb.StorageGetReply{}, nil
-	}
-	return &pb.StorageGetReply{Found: true, Value: e.Value}, nil
-}
-
-func (s *storageServer) Put(ctx context.Context, a *pb.StoragePutArgs) (*pb.StorageReply, error) {
-	st, err := s.view(a.MountId)
-	if err == nil {
-		err = st.Put(ctx, &logical.StorageEntry{Key: a.Key, Value: a.Value})
-	}
-	return &pb.StorageReply{Error: errorToProto(err)}, nil
-}
-
-func (s *storageServer) Delete(ctx context.Context, a *pb.StorageDeleteArgs) (*pb.StorageReply, error) {
-	st, err := s.view(a.MountId)
-	if err == nil {
-		err = st.Delete(ctx, a.Key)
-	}
-	return &pb.StorageReply{Error: errorToProto(err)}, nil
-}
-
-func (s *storageServer) List(ctx context.Context, a *pb.StorageListArgs) (*pb.StorageListReply, error) {
-	st, err := s.view(a.MountId)
-	if err != nil {
-		return &pb.StorageListReply{Error: errorToProto(err)}, nil
-	}
-	keys, err := st.List(ctx, a.Prefix)
-	return &pb.StorageListReply{Keys: keys, Error: errorToProto(err)}, nil
+	return &pb.StorageResult{Error: errorToProto(logical.InvalidRequest("unknown storage operation"))}
 }

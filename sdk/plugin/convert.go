@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
-	pb "github.com/wardproject/ward/sdk/proto/ward/plugin/v1"
 	"github.com/wardproject/ward/sdk/logical"
+	pb "github.com/wardproject/ward/sdk/proto/ward/plugin/v1"
 )
 
 // decodeJSONMap decodes a JSON object keeping numbers exact (json.Number).

@@ -1,15 +1,25 @@
 package plugin
 
 import (
+	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wardproject/ward/sdk/logical"
 	pb "github.com/wardproject/ward/sdk/proto/ward/plugin/v1"
@@ -84,13 +94,15 @@ func levelName(v any) string {
 type backendServer struct {
 	pb.UnimplementedBackendServer
 	opts   *ServeOpts
-	broker *goplugin.GRPCBroker
 	logger *slog.Logger
+	// chReady is closed once the host's data channel is up.
+	chReady chan struct{}
 
 	mu       sync.RWMutex // protects the fields below
 	mounts   map[string]*mountBackend
-	storage  pb.StorageClient
-	brokerID uint32
+	ch       *channel
+	chOpened bool
+	inflight map[uint64]context.CancelFunc
 }
 
 type mountBackend struct {
@@ -103,28 +115,138 @@ func (s *backendServer) Info(context.Context, *pb.InfoRequest) (*pb.InfoReply, e
 		SdkVersion: SDKVersion, Capabilities: s.opts.Capabilities}, nil
 }
 
-// storageClient dials the host's storage service once per process.
-func (s *backendServer) storageClient(id uint32) (pb.StorageClient, error) {
+// OpenChannel listens for the host's data channel on a unix socket in a
+// fresh private directory and accepts exactly one authenticated connection.
+func (s *backendServer) OpenChannel(ctx context.Context, _ *pb.Empty) (*pb.ChannelInfo, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.storage != nil && s.brokerID == id {
-		return s.storage, nil
+	if s.chOpened {
+		s.mu.Unlock()
+		return nil, errors.New("data channel already opened")
 	}
-	conn, err := s.broker.Dial(id)
+	s.chOpened = true
+	s.mu.Unlock()
+	dir, err := os.MkdirTemp("", "ward-plugin-")
 	if err != nil {
-		return nil, fmt.Errorf("dial host storage: %w", err)
+		return nil, err
 	}
-	s.storage, s.brokerID = pb.NewStorageClient(conn), id
-	return s.storage, nil
+	path := filepath.Join(dir, "data.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	nonce := make([]byte, 32)
+	if _, err := rand.Read(nonce); err != nil {
+		ln.Close()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	go s.acceptChannel(ln.(*net.UnixListener), dir, nonce)
+	return &pb.ChannelInfo{SocketPath: path, Nonce: nonce}, nil
+}
+
+func (s *backendServer) acceptChannel(ln *net.UnixListener, dir string, nonce []byte) {
+	defer os.RemoveAll(dir)
+	_ = ln.SetDeadline(time.Now().Add(30 * time.Second))
+	conn, err := ln.Accept()
+	ln.Close()
+	os.RemoveAll(dir)
+	if err != nil {
+		s.logger.Error("data channel: no connection from the host", "error", err)
+		return
+	}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	hello, err := readFrame(br)
+	h := hello.GetHello()
+	if err != nil || h == nil || subtle.ConstantTimeCompare(h.Nonce, nonce) != 1 {
+		s.logger.Error("data channel: the first frame is not the host's hello; closing")
+		conn.Close()
+		return
+	}
+	ch := newChannel(conn, s.handleFrame)
+	s.mu.Lock()
+	s.ch = ch
+	s.mu.Unlock()
+	close(s.chReady)
+	ch.readLoop(br)
+}
+
+// readFrame reads one frame (used for the hello, before the read loop).
+func readFrame(br *bufio.Reader) (*pb.Frame, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(hdr[:])
+	if size > 1<<16 {
+		return nil, errors.New("hello frame too large")
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(br, buf); err != nil {
+		return nil, err
+	}
+	f := &pb.Frame{}
+	return f, proto.Unmarshal(buf, f)
+}
+
+// channel waits for the data channel (Setup may come right after OpenChannel).
+func (s *backendServer) channel(ctx context.Context) (*channel, error) {
+	select {
+	case <-s.chReady:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("data channel not connected: %w", ctx.Err())
+	case <-time.After(30 * time.Second):
+		return nil, errors.New("data channel not connected")
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.ch, nil
+}
+
+// handleFrame dispatches a frame from the host. It runs on the read loop,
+// so it only registers work and returns.
+func (s *backendServer) handleFrame(f *pb.Frame) {
+	switch body := f.Body.(type) {
+	case *pb.Frame_Request:
+		ctx, cancel := context.Background(), context.CancelFunc(func() {})
+		if d := body.Request.DeadlineUnixNano; d > 0 {
+			ctx, cancel = context.WithDeadline(ctx, time.Unix(0, d))
+		} else {
+			ctx, cancel = context.WithCancel(ctx)
+		}
+		s.mu.Lock()
+		s.inflight[f.Id] = cancel
+		ch := s.ch
+		s.mu.Unlock()
+		go func() {
+			defer func() {
+				s.mu.Lock()
+				delete(s.inflight, f.Id)
+				s.mu.Unlock()
+				cancel()
+			}()
+			reply := s.handleRequest(ctx, body.Request)
+			if err := ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_Reply{Reply: reply}}); err != nil {
+				ch.fail(err)
+			}
+		}()
+	case *pb.Frame_Cancel:
+		s.mu.Lock()
+		cancel := s.inflight[f.Id]
+		s.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	}
 }
 
 func (s *backendServer) Setup(ctx context.Context, req *pb.SetupRequest) (reply *pb.SetupReply, err error) {
 	defer recoverAs(&err, s.logger, "setup")
-	sc, err := s.storageClient(req.StorageBrokerId)
+	ch, err := s.channel(ctx)
 	if err != nil {
 		return &pb.SetupReply{Error: errorToProto(err)}, nil
 	}
-	st := &grpcStorage{client: sc, mountID: req.MountId}
+	st := &channelStorage{ch: ch, mountID: req.MountId}
 	b, err := s.opts.Factory(ctx, &logical.BackendConfig{
 		StorageView: st, Config: req.Config, MountPoint: req.MountPoint, MountType: req.MountType,
 		Logger: s.logger.With("mount", req.MountPoint),
@@ -159,30 +281,38 @@ func (s *backendServer) mount(id string) *mountBackend {
 	return s.mounts[id]
 }
 
-func (s *backendServer) HandleRequest(ctx context.Context, args *pb.HandleRequestArgs) (reply *pb.HandleRequestReply, err error) {
-	defer recoverAs(&err, s.logger, "request")
+// handleRequest serves one request from the data channel.
+func (s *backendServer) handleRequest(ctx context.Context, args *pb.HandleRequestArgs) (reply *pb.HandleRequestReply) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.Error("plugin panicked", "during", "request", "stack", string(debug.Stack()))
+			reply = &pb.HandleRequestReply{Error: errorToProto(errors.New("plugin panicked during request"))}
+		}
+	}()
 	m := s.mount(args.MountId)
 	if m == nil {
-		return &pb.HandleRequestReply{Error: errorToProto(logical.Errorf(logical.CodeUnavailable, "mount is not set up in this plugin process"))}, nil
+		return &pb.HandleRequestReply{Error: errorToProto(errMountNotSetUp)}
 	}
 	req, err := RequestFromProto(args.Request)
 	if err != nil {
-		return &pb.HandleRequestReply{Error: errorToProto(err)}, nil
+		return &pb.HandleRequestReply{Error: errorToProto(err)}
 	}
 	req.Storage = m.storage
 	resp, err := m.backend.HandleRequest(ctx, req)
 	if err != nil {
-		return &pb.HandleRequestReply{Error: errorToProto(err)}, nil
+		return &pb.HandleRequestReply{Error: errorToProto(err)}
 	}
 	if resp == nil {
-		return &pb.HandleRequestReply{NilResponse: true}, nil
+		return &pb.HandleRequestReply{NilResponse: true}
 	}
 	pr, err := ResponseToProto(resp)
 	if err != nil {
-		return &pb.HandleRequestReply{Error: errorToProto(fmt.Errorf("encode response: %w", err))}, nil
+		return &pb.HandleRequestReply{Error: errorToProto(fmt.Errorf("encode response: %w", err))}
 	}
-	return &pb.HandleRequestReply{Response: pr}, nil
+	return &pb.HandleRequestReply{Response: pr}
 }
+
+var errMountNotSetUp = logical.Errorf(logical.CodeUnavailable, "mount is not set up in this plugin process")
 
 func (s *backendServer) InvalidateKey(ctx context.Context, args *pb.InvalidateKeyArgs) (_ *pb.Empty, err error) {
 	defer recoverAs(&err, s.logger, "invalidate")
@@ -215,73 +345,71 @@ func recoverAs(err *error, logger *slog.Logger, what string) {
 	}
 }
 
-// grpcStorage is a mount's storage view seen from the plugin.
-type grpcStorage struct {
-	client  pb.StorageClient
+// channelStorage is a mount's storage view seen from the plugin: every
+// call is a frame to the host, which confines it to that mount's view.
+type channelStorage struct {
+	ch      *channel
 	mountID string
 }
 
-var _ logical.Storage = (*grpcStorage)(nil)
+var _ logical.Storage = (*channelStorage)(nil)
 
-func (g *grpcStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
-	r, err := g.client.Get(ctx, &pb.StorageGetArgs{MountId: g.mountID, Key: key})
+func (c *channelStorage) do(ctx context.Context, call *pb.StorageCall) (*pb.StorageResult, error) {
+	call.MountId = c.mountID
+	f, err := c.ch.call(ctx, &pb.Frame{Body: &pb.Frame_StorageCall{StorageCall: call}})
 	if err != nil {
 		return nil, err
+	}
+	r := f.GetStorageResult()
+	if r == nil {
+		return nil, errors.New("storage: malformed answer from the host")
 	}
 	if r.Error != nil {
 		return nil, errorFromProto(r.Error)
 	}
-	if !r.Found {
-		return nil, nil
+	return r, nil
+}
+
+func (c *channelStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	r, err := c.do(ctx, &pb.StorageCall{Op: pb.StorageCall_GET, Key: key})
+	if err != nil || !r.Found {
+		return nil, err
 	}
 	return &logical.StorageEntry{Key: key, Value: r.Value}, nil
 }
 
-func (g *grpcStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
-	r, err := g.client.Put(ctx, &pb.StoragePutArgs{MountId: g.mountID, Key: e.Key, Value: e.Value})
-	if err != nil {
-		return err
-	}
-	return errorFromProto(r.Error)
+func (c *channelStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	_, err := c.do(ctx, &pb.StorageCall{Op: pb.StorageCall_PUT, Key: e.Key, Value: e.Value})
+	return err
 }
 
-func (g *grpcStorage) Delete(ctx context.Context, key string) error {
-	r, err := g.client.Delete(ctx, &pb.StorageDeleteArgs{MountId: g.mountID, Key: key})
-	if err != nil {
-		return err
-	}
-	return errorFromProto(r.Error)
+func (c *channelStorage) Delete(ctx context.Context, key string) error {
+	_, err := c.do(ctx, &pb.StorageCall{Op: pb.StorageCall_DELETE, Key: key})
+	return err
 }
 
-func (g *grpcStorage) List(ctx context.Context, prefix string) ([]string, error) {
-	r, err := g.client.List(ctx, &pb.StorageListArgs{MountId: g.mountID, Prefix: prefix})
+func (c *channelStorage) List(ctx context.Context, prefix string) ([]string, error) {
+	r, err := c.do(ctx, &pb.StorageCall{Op: pb.StorageCall_LIST, Key: prefix})
 	if err != nil {
 		return nil, err
 	}
-	return r.Keys, errorFromProto(r.Error)
+	return r.Keys, nil
 }
 
 // grpcPlugin binds the Backend service to go-plugin on both sides.
 type grpcPlugin struct {
 	goplugin.NetRPCUnsupportedPlugin
-	serve   *ServeOpts      // plugin side
-	storage StorageResolver // host side
+	serve *ServeOpts // plugin side only
 }
 
 func (p *grpcPlugin) GRPCServer(broker *goplugin.GRPCBroker, s *grpc.Server) error {
 	pb.RegisterBackendServer(s, &backendServer{
-		opts: p.serve, broker: broker, mounts: map[string]*mountBackend{},
-		logger: newPluginLogger(p.serve.Name),
+		opts: p.serve, mounts: map[string]*mountBackend{}, inflight: map[uint64]context.CancelFunc{},
+		chReady: make(chan struct{}), logger: newPluginLogger(p.serve.Name),
 	})
 	return nil
 }
 
 func (p *grpcPlugin) GRPCClient(ctx context.Context, broker *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	id := broker.NextId()
-	go broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
-		s := grpc.NewServer(opts...)
-		pb.RegisterStorageServer(s, &storageServer{resolve: p.storage})
-		return s
-	})
-	return &Client{backend: pb.NewBackendClient(conn), storageBrokerID: id}, nil
+	return pb.NewBackendClient(conn), nil
 }

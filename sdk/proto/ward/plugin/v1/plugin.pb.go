@@ -28,6 +28,61 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type StorageCall_Op int32
+
+const (
+	StorageCall_OP_UNSPECIFIED StorageCall_Op = 0
+	StorageCall_GET            StorageCall_Op = 1
+	StorageCall_PUT            StorageCall_Op = 2
+	StorageCall_DELETE         StorageCall_Op = 3
+	StorageCall_LIST           StorageCall_Op = 4
+)
+
+// Enum value maps for StorageCall_Op.
+var (
+	StorageCall_Op_name = map[int32]string{
+		0: "OP_UNSPECIFIED",
+		1: "GET",
+		2: "PUT",
+		3: "DELETE",
+		4: "LIST",
+	}
+	StorageCall_Op_value = map[string]int32{
+		"OP_UNSPECIFIED": 0,
+		"GET":            1,
+		"PUT":            2,
+		"DELETE":         3,
+		"LIST":           4,
+	}
+)
+
+func (x StorageCall_Op) Enum() *StorageCall_Op {
+	p := new(StorageCall_Op)
+	*p = x
+	return p
+}
+
+func (x StorageCall_Op) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StorageCall_Op) Descriptor() protoreflect.EnumDescriptor {
+	return file_ward_plugin_v1_plugin_proto_enumTypes[0].Descriptor()
+}
+
+func (StorageCall_Op) Type() protoreflect.EnumType {
+	return &file_ward_plugin_v1_plugin_proto_enumTypes[0]
+}
+
+func (x StorageCall_Op) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StorageCall_Op.Descriptor instead.
+func (StorageCall_Op) EnumDescriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{23, 0}
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -232,15 +287,13 @@ func (x *MountRef) GetMountId() string {
 }
 
 type SetupRequest struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	MountId    string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
-	MountPoint string                 `protobuf:"bytes,2,opt,name=mount_point,json=mountPoint,proto3" json:"mount_point,omitempty"`
-	MountType  string                 `protobuf:"bytes,3,opt,name=mount_type,json=mountType,proto3" json:"mount_type,omitempty"`
-	Config     map[string]string      `protobuf:"bytes,4,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Broker ID of the host's Storage service for this process.
-	StorageBrokerId uint32 `protobuf:"varint,5,opt,name=storage_broker_id,json=storageBrokerId,proto3" json:"storage_broker_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	MountPoint    string                 `protobuf:"bytes,2,opt,name=mount_point,json=mountPoint,proto3" json:"mount_point,omitempty"`
+	MountType     string                 `protobuf:"bytes,3,opt,name=mount_type,json=mountType,proto3" json:"mount_type,omitempty"`
+	Config        map[string]string      `protobuf:"bytes,4,rep,name=config,proto3" json:"config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SetupRequest) Reset() {
@@ -299,13 +352,6 @@ func (x *SetupRequest) GetConfig() map[string]string {
 		return x.Config
 	}
 	return nil
-}
-
-func (x *SetupRequest) GetStorageBrokerId() uint32 {
-	if x != nil {
-		return x.StorageBrokerId
-	}
-	return 0
 }
 
 type SetupReply struct {
@@ -1117,11 +1163,13 @@ func (x *Error) GetMessage() string {
 }
 
 type HandleRequestArgs struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
-	Request       *Request               `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	MountId string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	Request *Request               `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// Absolute deadline of the request (unix nanoseconds), 0 for none.
+	DeadlineUnixNano int64 `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *HandleRequestArgs) Reset() {
@@ -1166,6 +1214,13 @@ func (x *HandleRequestArgs) GetRequest() *Request {
 		return x.Request
 	}
 	return nil
+}
+
+func (x *HandleRequestArgs) GetDeadlineUnixNano() int64 {
+	if x != nil {
+		return x.DeadlineUnixNano
+	}
+	return 0
 }
 
 type HandleRequestReply struct {
@@ -1282,28 +1337,31 @@ func (x *InvalidateKeyArgs) GetKey() string {
 	return ""
 }
 
-type StorageGetArgs struct {
+// ChannelInfo tells the host where to connect the data channel: a unix
+// socket in a directory only the plugin's user can enter. The host's first
+// frame must carry the nonce; the plugin accepts exactly one connection.
+type ChannelInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	SocketPath    string                 `protobuf:"bytes,1,opt,name=socket_path,json=socketPath,proto3" json:"socket_path,omitempty"`
+	Nonce         []byte                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *StorageGetArgs) Reset() {
-	*x = StorageGetArgs{}
+func (x *ChannelInfo) Reset() {
+	*x = ChannelInfo{}
 	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *StorageGetArgs) String() string {
+func (x *ChannelInfo) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*StorageGetArgs) ProtoMessage() {}
+func (*ChannelInfo) ProtoMessage() {}
 
-func (x *StorageGetArgs) ProtoReflect() protoreflect.Message {
+func (x *ChannelInfo) ProtoReflect() protoreflect.Message {
 	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -1315,49 +1373,368 @@ func (x *StorageGetArgs) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use StorageGetArgs.ProtoReflect.Descriptor instead.
-func (*StorageGetArgs) Descriptor() ([]byte, []int) {
+// Deprecated: Use ChannelInfo.ProtoReflect.Descriptor instead.
+func (*ChannelInfo) Descriptor() ([]byte, []int) {
 	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
-func (x *StorageGetArgs) GetMountId() string {
+func (x *ChannelInfo) GetSocketPath() string {
+	if x != nil {
+		return x.SocketPath
+	}
+	return ""
+}
+
+func (x *ChannelInfo) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+// Frame is the unit of the data channel: a 4-byte big-endian length, then
+// the marshalled Frame. Requests flow host -> plugin and are answered by a
+// reply with the same id; while serving one, the plugin makes storage calls
+// (plugin -> host, own id space) answered by storage results.
+type Frame struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Body:
+	//
+	//	*Frame_Hello
+	//	*Frame_Request
+	//	*Frame_Reply
+	//	*Frame_Cancel
+	//	*Frame_StorageCall
+	//	*Frame_StorageResult
+	Body          isFrame_Body `protobuf_oneof:"body"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Frame) Reset() {
+	*x = Frame{}
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Frame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Frame) ProtoMessage() {}
+
+func (x *Frame) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Frame.ProtoReflect.Descriptor instead.
+func (*Frame) Descriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Frame) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Frame) GetBody() isFrame_Body {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *Frame) GetHello() *Hello {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetRequest() *HandleRequestArgs {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Request); ok {
+			return x.Request
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetReply() *HandleRequestReply {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Reply); ok {
+			return x.Reply
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetCancel() *Cancel {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetStorageCall() *StorageCall {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_StorageCall); ok {
+			return x.StorageCall
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetStorageResult() *StorageResult {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_StorageResult); ok {
+			return x.StorageResult
+		}
+	}
+	return nil
+}
+
+type isFrame_Body interface {
+	isFrame_Body()
+}
+
+type Frame_Hello struct {
+	Hello *Hello `protobuf:"bytes,2,opt,name=hello,proto3,oneof"`
+}
+
+type Frame_Request struct {
+	Request *HandleRequestArgs `protobuf:"bytes,3,opt,name=request,proto3,oneof"`
+}
+
+type Frame_Reply struct {
+	Reply *HandleRequestReply `protobuf:"bytes,4,opt,name=reply,proto3,oneof"`
+}
+
+type Frame_Cancel struct {
+	Cancel *Cancel `protobuf:"bytes,5,opt,name=cancel,proto3,oneof"`
+}
+
+type Frame_StorageCall struct {
+	StorageCall *StorageCall `protobuf:"bytes,6,opt,name=storage_call,json=storageCall,proto3,oneof"`
+}
+
+type Frame_StorageResult struct {
+	StorageResult *StorageResult `protobuf:"bytes,7,opt,name=storage_result,json=storageResult,proto3,oneof"`
+}
+
+func (*Frame_Hello) isFrame_Body() {}
+
+func (*Frame_Request) isFrame_Body() {}
+
+func (*Frame_Reply) isFrame_Body() {}
+
+func (*Frame_Cancel) isFrame_Body() {}
+
+func (*Frame_StorageCall) isFrame_Body() {}
+
+func (*Frame_StorageResult) isFrame_Body() {}
+
+type Hello struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Nonce           []byte                 `protobuf:"bytes,1,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	ProtocolVersion uint32                 `protobuf:"varint,2,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Hello) Reset() {
+	*x = Hello{}
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hello) ProtoMessage() {}
+
+func (x *Hello) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hello.ProtoReflect.Descriptor instead.
+func (*Hello) Descriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Hello) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+func (x *Hello) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
+// Cancel abandons the request with the frame's id (the host gave up).
+type Cancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cancel) Reset() {
+	*x = Cancel{}
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cancel) ProtoMessage() {}
+
+func (x *Cancel) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
+func (*Cancel) Descriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+}
+
+// StorageCall is one operation on a mount's storage view. The host serves
+// it only for mounts this process serves.
+type StorageCall struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	MountId string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	Op      StorageCall_Op         `protobuf:"varint,2,opt,name=op,proto3,enum=ward.plugin.v1.StorageCall_Op" json:"op,omitempty"`
+	// The key, or the prefix for LIST.
+	Key           string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StorageCall) Reset() {
+	*x = StorageCall{}
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorageCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorageCall) ProtoMessage() {}
+
+func (x *StorageCall) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorageCall.ProtoReflect.Descriptor instead.
+func (*StorageCall) Descriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *StorageCall) GetMountId() string {
 	if x != nil {
 		return x.MountId
 	}
 	return ""
 }
 
-func (x *StorageGetArgs) GetKey() string {
+func (x *StorageCall) GetOp() StorageCall_Op {
+	if x != nil {
+		return x.Op
+	}
+	return StorageCall_OP_UNSPECIFIED
+}
+
+func (x *StorageCall) GetKey() string {
 	if x != nil {
 		return x.Key
 	}
 	return ""
 }
 
-type StorageGetReply struct {
+func (x *StorageCall) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type StorageResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
 	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	Error         *Error                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Keys          []string               `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	Error         *Error                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *StorageGetReply) Reset() {
-	*x = StorageGetReply{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[20]
+func (x *StorageResult) Reset() {
+	*x = StorageResult{}
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *StorageGetReply) String() string {
+func (x *StorageResult) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*StorageGetReply) ProtoMessage() {}
+func (*StorageResult) ProtoMessage() {}
 
-func (x *StorageGetReply) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[20]
+func (x *StorageResult) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,286 +1745,33 @@ func (x *StorageGetReply) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use StorageGetReply.ProtoReflect.Descriptor instead.
-func (*StorageGetReply) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+// Deprecated: Use StorageResult.ProtoReflect.Descriptor instead.
+func (*StorageResult) Descriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
-func (x *StorageGetReply) GetFound() bool {
+func (x *StorageResult) GetFound() bool {
 	if x != nil {
 		return x.Found
 	}
 	return false
 }
 
-func (x *StorageGetReply) GetValue() []byte {
+func (x *StorageResult) GetValue() []byte {
 	if x != nil {
 		return x.Value
 	}
 	return nil
 }
 
-func (x *StorageGetReply) GetError() *Error {
-	if x != nil {
-		return x.Error
-	}
-	return nil
-}
-
-type StoragePutArgs struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StoragePutArgs) Reset() {
-	*x = StoragePutArgs{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[21]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StoragePutArgs) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StoragePutArgs) ProtoMessage() {}
-
-func (x *StoragePutArgs) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[21]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StoragePutArgs.ProtoReflect.Descriptor instead.
-func (*StoragePutArgs) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
-}
-
-func (x *StoragePutArgs) GetMountId() string {
-	if x != nil {
-		return x.MountId
-	}
-	return ""
-}
-
-func (x *StoragePutArgs) GetKey() string {
-	if x != nil {
-		return x.Key
-	}
-	return ""
-}
-
-func (x *StoragePutArgs) GetValue() []byte {
-	if x != nil {
-		return x.Value
-	}
-	return nil
-}
-
-type StorageDeleteArgs struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
-	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StorageDeleteArgs) Reset() {
-	*x = StorageDeleteArgs{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[22]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StorageDeleteArgs) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StorageDeleteArgs) ProtoMessage() {}
-
-func (x *StorageDeleteArgs) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[22]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StorageDeleteArgs.ProtoReflect.Descriptor instead.
-func (*StorageDeleteArgs) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
-}
-
-func (x *StorageDeleteArgs) GetMountId() string {
-	if x != nil {
-		return x.MountId
-	}
-	return ""
-}
-
-func (x *StorageDeleteArgs) GetKey() string {
-	if x != nil {
-		return x.Key
-	}
-	return ""
-}
-
-type StorageReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StorageReply) Reset() {
-	*x = StorageReply{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[23]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StorageReply) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StorageReply) ProtoMessage() {}
-
-func (x *StorageReply) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[23]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StorageReply.ProtoReflect.Descriptor instead.
-func (*StorageReply) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
-}
-
-func (x *StorageReply) GetError() *Error {
-	if x != nil {
-		return x.Error
-	}
-	return nil
-}
-
-type StorageListArgs struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
-	Prefix        string                 `protobuf:"bytes,2,opt,name=prefix,proto3" json:"prefix,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StorageListArgs) Reset() {
-	*x = StorageListArgs{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StorageListArgs) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StorageListArgs) ProtoMessage() {}
-
-func (x *StorageListArgs) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StorageListArgs.ProtoReflect.Descriptor instead.
-func (*StorageListArgs) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
-}
-
-func (x *StorageListArgs) GetMountId() string {
-	if x != nil {
-		return x.MountId
-	}
-	return ""
-}
-
-func (x *StorageListArgs) GetPrefix() string {
-	if x != nil {
-		return x.Prefix
-	}
-	return ""
-}
-
-type StorageListReply struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Keys          []string               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
-	Error         *Error                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StorageListReply) Reset() {
-	*x = StorageListReply{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[25]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StorageListReply) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StorageListReply) ProtoMessage() {}
-
-func (x *StorageListReply) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[25]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StorageListReply.ProtoReflect.Descriptor instead.
-func (*StorageListReply) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
-}
-
-func (x *StorageListReply) GetKeys() []string {
+func (x *StorageResult) GetKeys() []string {
 	if x != nil {
 		return x.Keys
 	}
 	return nil
 }
 
-func (x *StorageListReply) GetError() *Error {
+func (x *StorageResult) GetError() *Error {
 	if x != nil {
 		return x.Error
 	}
@@ -1670,15 +1794,14 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"sdkVersion\x12\"\n" +
 	"\fcapabilities\x18\x05 \x03(\tR\fcapabilities\"%\n" +
 	"\bMountRef\x12\x19\n" +
-	"\bmount_id\x18\x01 \x01(\tR\amountId\"\x92\x02\n" +
+	"\bmount_id\x18\x01 \x01(\tR\amountId\"\xe6\x01\n" +
 	"\fSetupRequest\x12\x19\n" +
 	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x1f\n" +
 	"\vmount_point\x18\x02 \x01(\tR\n" +
 	"mountPoint\x12\x1d\n" +
 	"\n" +
 	"mount_type\x18\x03 \x01(\tR\tmountType\x12@\n" +
-	"\x06config\x18\x04 \x03(\v2(.ward.plugin.v1.SetupRequest.ConfigEntryR\x06config\x12*\n" +
-	"\x11storage_broker_id\x18\x05 \x01(\rR\x0fstorageBrokerId\x1a9\n" +
+	"\x06config\x18\x04 \x03(\v2(.ward.plugin.v1.SetupRequest.ConfigEntryR\x06config\x1a9\n" +
 	"\vConfigEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb9\x01\n" +
@@ -1760,50 +1883,58 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"statusCode\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"a\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x8f\x01\n" +
 	"\x11HandleRequestArgs\x12\x19\n" +
 	"\bmount_id\x18\x01 \x01(\tR\amountId\x121\n" +
-	"\arequest\x18\x02 \x01(\v2\x17.ward.plugin.v1.RequestR\arequest\"\x9a\x01\n" +
+	"\arequest\x18\x02 \x01(\v2\x17.ward.plugin.v1.RequestR\arequest\x12,\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"\x9a\x01\n" +
 	"\x12HandleRequestReply\x124\n" +
 	"\bresponse\x18\x01 \x01(\v2\x18.ward.plugin.v1.ResponseR\bresponse\x12+\n" +
 	"\x05error\x18\x02 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error\x12!\n" +
 	"\fnil_response\x18\x03 \x01(\bR\vnilResponse\"@\n" +
 	"\x11InvalidateKeyArgs\x12\x19\n" +
 	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"=\n" +
-	"\x0eStorageGetArgs\x12\x19\n" +
-	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"j\n" +
-	"\x0fStorageGetReply\x12\x14\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"D\n" +
+	"\vChannelInfo\x12\x1f\n" +
+	"\vsocket_path\x18\x01 \x01(\tR\n" +
+	"socketPath\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\fR\x05nonce\"\x85\x03\n" +
+	"\x05Frame\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12-\n" +
+	"\x05hello\x18\x02 \x01(\v2\x15.ward.plugin.v1.HelloH\x00R\x05hello\x12=\n" +
+	"\arequest\x18\x03 \x01(\v2!.ward.plugin.v1.HandleRequestArgsH\x00R\arequest\x12:\n" +
+	"\x05reply\x18\x04 \x01(\v2\".ward.plugin.v1.HandleRequestReplyH\x00R\x05reply\x120\n" +
+	"\x06cancel\x18\x05 \x01(\v2\x16.ward.plugin.v1.CancelH\x00R\x06cancel\x12@\n" +
+	"\fstorage_call\x18\x06 \x01(\v2\x1b.ward.plugin.v1.StorageCallH\x00R\vstorageCall\x12F\n" +
+	"\x0estorage_result\x18\a \x01(\v2\x1d.ward.plugin.v1.StorageResultH\x00R\rstorageResultB\x06\n" +
+	"\x04body\"H\n" +
+	"\x05Hello\x12\x14\n" +
+	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12)\n" +
+	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\"\b\n" +
+	"\x06Cancel\"\xc2\x01\n" +
+	"\vStorageCall\x12\x19\n" +
+	"\bmount_id\x18\x01 \x01(\tR\amountId\x12.\n" +
+	"\x02op\x18\x02 \x01(\x0e2\x1e.ward.plugin.v1.StorageCall.OpR\x02op\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\"@\n" +
+	"\x02Op\x12\x12\n" +
+	"\x0eOP_UNSPECIFIED\x10\x00\x12\a\n" +
+	"\x03GET\x10\x01\x12\a\n" +
+	"\x03PUT\x10\x02\x12\n" +
+	"\n" +
+	"\x06DELETE\x10\x03\x12\b\n" +
+	"\x04LIST\x10\x04\"|\n" +
+	"\rStorageResult\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\x12+\n" +
-	"\x05error\x18\x03 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error\"S\n" +
-	"\x0eStoragePutArgs\x12\x19\n" +
-	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value\"@\n" +
-	"\x11StorageDeleteArgs\x12\x19\n" +
-	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\";\n" +
-	"\fStorageReply\x12+\n" +
-	"\x05error\x18\x01 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error\"D\n" +
-	"\x0fStorageListArgs\x12\x19\n" +
-	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x16\n" +
-	"\x06prefix\x18\x02 \x01(\tR\x06prefix\"S\n" +
-	"\x10StorageListReply\x12\x12\n" +
-	"\x04keys\x18\x01 \x03(\tR\x04keys\x12+\n" +
-	"\x05error\x18\x02 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error2\xeb\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\tR\x04keys\x12+\n" +
+	"\x05error\x18\x04 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error2\xd6\x02\n" +
 	"\aBackend\x12>\n" +
 	"\x04Info\x12\x1b.ward.plugin.v1.InfoRequest\x1a\x19.ward.plugin.v1.InfoReply\x12A\n" +
-	"\x05Setup\x12\x1c.ward.plugin.v1.SetupRequest\x1a\x1a.ward.plugin.v1.SetupReply\x12V\n" +
-	"\rHandleRequest\x12!.ward.plugin.v1.HandleRequestArgs\x1a\".ward.plugin.v1.HandleRequestReply\x12I\n" +
+	"\vOpenChannel\x12\x15.ward.plugin.v1.Empty\x1a\x1b.ward.plugin.v1.ChannelInfo\x12A\n" +
+	"\x05Setup\x12\x1c.ward.plugin.v1.SetupRequest\x1a\x1a.ward.plugin.v1.SetupReply\x12I\n" +
 	"\rInvalidateKey\x12!.ward.plugin.v1.InvalidateKeyArgs\x1a\x15.ward.plugin.v1.Empty\x12:\n" +
-	"\aCleanup\x12\x18.ward.plugin.v1.MountRef\x1a\x15.ward.plugin.v1.Empty2\xac\x02\n" +
-	"\aStorage\x12F\n" +
-	"\x03Get\x12\x1e.ward.plugin.v1.StorageGetArgs\x1a\x1f.ward.plugin.v1.StorageGetReply\x12C\n" +
-	"\x03Put\x12\x1e.ward.plugin.v1.StoragePutArgs\x1a\x1c.ward.plugin.v1.StorageReply\x12I\n" +
-	"\x06Delete\x12!.ward.plugin.v1.StorageDeleteArgs\x1a\x1c.ward.plugin.v1.StorageReply\x12I\n" +
-	"\x04List\x12\x1f.ward.plugin.v1.StorageListArgs\x1a .ward.plugin.v1.StorageListReplyB?Z=github.com/wardproject/ward/sdk/proto/ward/plugin/v1;pluginv1b\x06proto3"
+	"\aCleanup\x12\x18.ward.plugin.v1.MountRef\x1a\x15.ward.plugin.v1.EmptyB?Z=github.com/wardproject/ward/sdk/proto/ward/plugin/v1;pluginv1b\x06proto3"
 
 var (
 	file_ward_plugin_v1_plugin_proto_rawDescOnce sync.Once
@@ -1817,79 +1948,77 @@ func file_ward_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_ward_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_ward_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_ward_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_ward_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_ward_plugin_v1_plugin_proto_goTypes = []any{
-	(*Empty)(nil),              // 0: ward.plugin.v1.Empty
-	(*InfoRequest)(nil),        // 1: ward.plugin.v1.InfoRequest
-	(*InfoReply)(nil),          // 2: ward.plugin.v1.InfoReply
-	(*MountRef)(nil),           // 3: ward.plugin.v1.MountRef
-	(*SetupRequest)(nil),       // 4: ward.plugin.v1.SetupRequest
-	(*SetupReply)(nil),         // 5: ward.plugin.v1.SetupReply
-	(*Paths)(nil),              // 6: ward.plugin.v1.Paths
-	(*Schema)(nil),             // 7: ward.plugin.v1.Schema
-	(*PathSchema)(nil),         // 8: ward.plugin.v1.PathSchema
-	(*FieldInfo)(nil),          // 9: ward.plugin.v1.FieldInfo
-	(*Header)(nil),             // 10: ward.plugin.v1.Header
-	(*Request)(nil),            // 11: ward.plugin.v1.Request
-	(*Secret)(nil),             // 12: ward.plugin.v1.Secret
-	(*Auth)(nil),               // 13: ward.plugin.v1.Auth
-	(*Response)(nil),           // 14: ward.plugin.v1.Response
-	(*Error)(nil),              // 15: ward.plugin.v1.Error
-	(*HandleRequestArgs)(nil),  // 16: ward.plugin.v1.HandleRequestArgs
-	(*HandleRequestReply)(nil), // 17: ward.plugin.v1.HandleRequestReply
-	(*InvalidateKeyArgs)(nil),  // 18: ward.plugin.v1.InvalidateKeyArgs
-	(*StorageGetArgs)(nil),     // 19: ward.plugin.v1.StorageGetArgs
-	(*StorageGetReply)(nil),    // 20: ward.plugin.v1.StorageGetReply
-	(*StoragePutArgs)(nil),     // 21: ward.plugin.v1.StoragePutArgs
-	(*StorageDeleteArgs)(nil),  // 22: ward.plugin.v1.StorageDeleteArgs
-	(*StorageReply)(nil),       // 23: ward.plugin.v1.StorageReply
-	(*StorageListArgs)(nil),    // 24: ward.plugin.v1.StorageListArgs
-	(*StorageListReply)(nil),   // 25: ward.plugin.v1.StorageListReply
+	(StorageCall_Op)(0),        // 0: ward.plugin.v1.StorageCall.Op
+	(*Empty)(nil),              // 1: ward.plugin.v1.Empty
+	(*InfoRequest)(nil),        // 2: ward.plugin.v1.InfoRequest
+	(*InfoReply)(nil),          // 3: ward.plugin.v1.InfoReply
+	(*MountRef)(nil),           // 4: ward.plugin.v1.MountRef
+	(*SetupRequest)(nil),       // 5: ward.plugin.v1.SetupRequest
+	(*SetupReply)(nil),         // 6: ward.plugin.v1.SetupReply
+	(*Paths)(nil),              // 7: ward.plugin.v1.Paths
+	(*Schema)(nil),             // 8: ward.plugin.v1.Schema
+	(*PathSchema)(nil),         // 9: ward.plugin.v1.PathSchema
+	(*FieldInfo)(nil),          // 10: ward.plugin.v1.FieldInfo
+	(*Header)(nil),             // 11: ward.plugin.v1.Header
+	(*Request)(nil),            // 12: ward.plugin.v1.Request
+	(*Secret)(nil),             // 13: ward.plugin.v1.Secret
+	(*Auth)(nil),               // 14: ward.plugin.v1.Auth
+	(*Response)(nil),           // 15: ward.plugin.v1.Response
+	(*Error)(nil),              // 16: ward.plugin.v1.Error
+	(*HandleRequestArgs)(nil),  // 17: ward.plugin.v1.HandleRequestArgs
+	(*HandleRequestReply)(nil), // 18: ward.plugin.v1.HandleRequestReply
+	(*InvalidateKeyArgs)(nil),  // 19: ward.plugin.v1.InvalidateKeyArgs
+	(*ChannelInfo)(nil),        // 20: ward.plugin.v1.ChannelInfo
+	(*Frame)(nil),              // 21: ward.plugin.v1.Frame
+	(*Hello)(nil),              // 22: ward.plugin.v1.Hello
+	(*Cancel)(nil),             // 23: ward.plugin.v1.Cancel
+	(*StorageCall)(nil),        // 24: ward.plugin.v1.StorageCall
+	(*StorageResult)(nil),      // 25: ward.plugin.v1.StorageResult
 	nil,                        // 26: ward.plugin.v1.SetupRequest.ConfigEntry
 	nil,                        // 27: ward.plugin.v1.Request.HeadersEntry
 	nil,                        // 28: ward.plugin.v1.Auth.MetadataEntry
 }
 var file_ward_plugin_v1_plugin_proto_depIdxs = []int32{
 	26, // 0: ward.plugin.v1.SetupRequest.config:type_name -> ward.plugin.v1.SetupRequest.ConfigEntry
-	15, // 1: ward.plugin.v1.SetupReply.error:type_name -> ward.plugin.v1.Error
-	6,  // 2: ward.plugin.v1.SetupReply.special_paths:type_name -> ward.plugin.v1.Paths
-	7,  // 3: ward.plugin.v1.SetupReply.schema:type_name -> ward.plugin.v1.Schema
-	8,  // 4: ward.plugin.v1.Schema.paths:type_name -> ward.plugin.v1.PathSchema
-	9,  // 5: ward.plugin.v1.PathSchema.fields:type_name -> ward.plugin.v1.FieldInfo
+	16, // 1: ward.plugin.v1.SetupReply.error:type_name -> ward.plugin.v1.Error
+	7,  // 2: ward.plugin.v1.SetupReply.special_paths:type_name -> ward.plugin.v1.Paths
+	8,  // 3: ward.plugin.v1.SetupReply.schema:type_name -> ward.plugin.v1.Schema
+	9,  // 4: ward.plugin.v1.Schema.paths:type_name -> ward.plugin.v1.PathSchema
+	10, // 5: ward.plugin.v1.PathSchema.fields:type_name -> ward.plugin.v1.FieldInfo
 	27, // 6: ward.plugin.v1.Request.headers:type_name -> ward.plugin.v1.Request.HeadersEntry
 	28, // 7: ward.plugin.v1.Auth.metadata:type_name -> ward.plugin.v1.Auth.MetadataEntry
-	12, // 8: ward.plugin.v1.Response.secret:type_name -> ward.plugin.v1.Secret
-	13, // 9: ward.plugin.v1.Response.auth:type_name -> ward.plugin.v1.Auth
-	11, // 10: ward.plugin.v1.HandleRequestArgs.request:type_name -> ward.plugin.v1.Request
-	14, // 11: ward.plugin.v1.HandleRequestReply.response:type_name -> ward.plugin.v1.Response
-	15, // 12: ward.plugin.v1.HandleRequestReply.error:type_name -> ward.plugin.v1.Error
-	15, // 13: ward.plugin.v1.StorageGetReply.error:type_name -> ward.plugin.v1.Error
-	15, // 14: ward.plugin.v1.StorageReply.error:type_name -> ward.plugin.v1.Error
-	15, // 15: ward.plugin.v1.StorageListReply.error:type_name -> ward.plugin.v1.Error
-	10, // 16: ward.plugin.v1.Request.HeadersEntry.value:type_name -> ward.plugin.v1.Header
-	1,  // 17: ward.plugin.v1.Backend.Info:input_type -> ward.plugin.v1.InfoRequest
-	4,  // 18: ward.plugin.v1.Backend.Setup:input_type -> ward.plugin.v1.SetupRequest
-	16, // 19: ward.plugin.v1.Backend.HandleRequest:input_type -> ward.plugin.v1.HandleRequestArgs
-	18, // 20: ward.plugin.v1.Backend.InvalidateKey:input_type -> ward.plugin.v1.InvalidateKeyArgs
-	3,  // 21: ward.plugin.v1.Backend.Cleanup:input_type -> ward.plugin.v1.MountRef
-	19, // 22: ward.plugin.v1.Storage.Get:input_type -> ward.plugin.v1.StorageGetArgs
-	21, // 23: ward.plugin.v1.Storage.Put:input_type -> ward.plugin.v1.StoragePutArgs
-	22, // 24: ward.plugin.v1.Storage.Delete:input_type -> ward.plugin.v1.StorageDeleteArgs
-	24, // 25: ward.plugin.v1.Storage.List:input_type -> ward.plugin.v1.StorageListArgs
-	2,  // 26: ward.plugin.v1.Backend.Info:output_type -> ward.plugin.v1.InfoReply
-	5,  // 27: ward.plugin.v1.Backend.Setup:output_type -> ward.plugin.v1.SetupReply
-	17, // 28: ward.plugin.v1.Backend.HandleRequest:output_type -> ward.plugin.v1.HandleRequestReply
-	0,  // 29: ward.plugin.v1.Backend.InvalidateKey:output_type -> ward.plugin.v1.Empty
-	0,  // 30: ward.plugin.v1.Backend.Cleanup:output_type -> ward.plugin.v1.Empty
-	20, // 31: ward.plugin.v1.Storage.Get:output_type -> ward.plugin.v1.StorageGetReply
-	23, // 32: ward.plugin.v1.Storage.Put:output_type -> ward.plugin.v1.StorageReply
-	23, // 33: ward.plugin.v1.Storage.Delete:output_type -> ward.plugin.v1.StorageReply
-	25, // 34: ward.plugin.v1.Storage.List:output_type -> ward.plugin.v1.StorageListReply
-	26, // [26:35] is the sub-list for method output_type
-	17, // [17:26] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	13, // 8: ward.plugin.v1.Response.secret:type_name -> ward.plugin.v1.Secret
+	14, // 9: ward.plugin.v1.Response.auth:type_name -> ward.plugin.v1.Auth
+	12, // 10: ward.plugin.v1.HandleRequestArgs.request:type_name -> ward.plugin.v1.Request
+	15, // 11: ward.plugin.v1.HandleRequestReply.response:type_name -> ward.plugin.v1.Response
+	16, // 12: ward.plugin.v1.HandleRequestReply.error:type_name -> ward.plugin.v1.Error
+	22, // 13: ward.plugin.v1.Frame.hello:type_name -> ward.plugin.v1.Hello
+	17, // 14: ward.plugin.v1.Frame.request:type_name -> ward.plugin.v1.HandleRequestArgs
+	18, // 15: ward.plugin.v1.Frame.reply:type_name -> ward.plugin.v1.HandleRequestReply
+	23, // 16: ward.plugin.v1.Frame.cancel:type_name -> ward.plugin.v1.Cancel
+	24, // 17: ward.plugin.v1.Frame.storage_call:type_name -> ward.plugin.v1.StorageCall
+	25, // 18: ward.plugin.v1.Frame.storage_result:type_name -> ward.plugin.v1.StorageResult
+	0,  // 19: ward.plugin.v1.StorageCall.op:type_name -> ward.plugin.v1.StorageCall.Op
+	16, // 20: ward.plugin.v1.StorageResult.error:type_name -> ward.plugin.v1.Error
+	11, // 21: ward.plugin.v1.Request.HeadersEntry.value:type_name -> ward.plugin.v1.Header
+	2,  // 22: ward.plugin.v1.Backend.Info:input_type -> ward.plugin.v1.InfoRequest
+	1,  // 23: ward.plugin.v1.Backend.OpenChannel:input_type -> ward.plugin.v1.Empty
+	5,  // 24: ward.plugin.v1.Backend.Setup:input_type -> ward.plugin.v1.SetupRequest
+	19, // 25: ward.plugin.v1.Backend.InvalidateKey:input_type -> ward.plugin.v1.InvalidateKeyArgs
+	4,  // 26: ward.plugin.v1.Backend.Cleanup:input_type -> ward.plugin.v1.MountRef
+	3,  // 27: ward.plugin.v1.Backend.Info:output_type -> ward.plugin.v1.InfoReply
+	20, // 28: ward.plugin.v1.Backend.OpenChannel:output_type -> ward.plugin.v1.ChannelInfo
+	6,  // 29: ward.plugin.v1.Backend.Setup:output_type -> ward.plugin.v1.SetupReply
+	1,  // 30: ward.plugin.v1.Backend.InvalidateKey:output_type -> ward.plugin.v1.Empty
+	1,  // 31: ward.plugin.v1.Backend.Cleanup:output_type -> ward.plugin.v1.Empty
+	27, // [27:32] is the sub-list for method output_type
+	22, // [22:27] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_ward_plugin_v1_plugin_proto_init() }
@@ -1897,18 +2026,27 @@ func file_ward_plugin_v1_plugin_proto_init() {
 	if File_ward_plugin_v1_plugin_proto != nil {
 		return
 	}
+	file_ward_plugin_v1_plugin_proto_msgTypes[20].OneofWrappers = []any{
+		(*Frame_Hello)(nil),
+		(*Frame_Request)(nil),
+		(*Frame_Reply)(nil),
+		(*Frame_Cancel)(nil),
+		(*Frame_StorageCall)(nil),
+		(*Frame_StorageResult)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ward_plugin_v1_plugin_proto_rawDesc), len(file_ward_plugin_v1_plugin_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   29,
+			NumEnums:      1,
+			NumMessages:   28,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   1,
 		},
 		GoTypes:           file_ward_plugin_v1_plugin_proto_goTypes,
 		DependencyIndexes: file_ward_plugin_v1_plugin_proto_depIdxs,
+		EnumInfos:         file_ward_plugin_v1_plugin_proto_enumTypes,
 		MessageInfos:      file_ward_plugin_v1_plugin_proto_msgTypes,
 	}.Build()
 	File_ward_plugin_v1_plugin_proto = out.File

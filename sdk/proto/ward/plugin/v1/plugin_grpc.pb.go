@@ -27,8 +27,8 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Backend_Info_FullMethodName          = "/ward.plugin.v1.Backend/Info"
+	Backend_OpenChannel_FullMethodName   = "/ward.plugin.v1.Backend/OpenChannel"
 	Backend_Setup_FullMethodName         = "/ward.plugin.v1.Backend/Setup"
-	Backend_HandleRequest_FullMethodName = "/ward.plugin.v1.Backend/HandleRequest"
 	Backend_InvalidateKey_FullMethodName = "/ward.plugin.v1.Backend/InvalidateKey"
 	Backend_Cleanup_FullMethodName       = "/ward.plugin.v1.Backend/Cleanup"
 )
@@ -37,15 +37,20 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Backend is served by the plugin. One plugin process may serve several
-// mounts of the same plugin: every call names the mount it is for.
+// Backend is the control plane, served by the plugin over go-plugin's gRPC
+// connection. One plugin process may serve several mounts of the same
+// plugin: every call names the mount it is for.
+//
+// Requests and the storage calls they make do not use gRPC: they travel as
+// Frames over the data channel the host opens with OpenChannel (see Frame).
 type BackendClient interface {
 	// Info describes the plugin; called once after the handshake.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoReply, error)
+	// OpenChannel makes the plugin listen for the host's data channel.
+	OpenChannel(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ChannelInfo, error)
 	// Setup builds the backend for one mount and returns its special paths
-	// and schema.
+	// and schema. The backend may use storage (over the channel) meanwhile.
 	Setup(ctx context.Context, in *SetupRequest, opts ...grpc.CallOption) (*SetupReply, error)
-	HandleRequest(ctx context.Context, in *HandleRequestArgs, opts ...grpc.CallOption) (*HandleRequestReply, error)
 	InvalidateKey(ctx context.Context, in *InvalidateKeyArgs, opts ...grpc.CallOption) (*Empty, error)
 	// Cleanup tears one mount's backend down.
 	Cleanup(ctx context.Context, in *MountRef, opts ...grpc.CallOption) (*Empty, error)
@@ -69,20 +74,20 @@ func (c *backendClient) Info(ctx context.Context, in *InfoRequest, opts ...grpc.
 	return out, nil
 }
 
-func (c *backendClient) Setup(ctx context.Context, in *SetupRequest, opts ...grpc.CallOption) (*SetupReply, error) {
+func (c *backendClient) OpenChannel(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*ChannelInfo, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(SetupReply)
-	err := c.cc.Invoke(ctx, Backend_Setup_FullMethodName, in, out, cOpts...)
+	out := new(ChannelInfo)
+	err := c.cc.Invoke(ctx, Backend_OpenChannel_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *backendClient) HandleRequest(ctx context.Context, in *HandleRequestArgs, opts ...grpc.CallOption) (*HandleRequestReply, error) {
+func (c *backendClient) Setup(ctx context.Context, in *SetupRequest, opts ...grpc.CallOption) (*SetupReply, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(HandleRequestReply)
-	err := c.cc.Invoke(ctx, Backend_HandleRequest_FullMethodName, in, out, cOpts...)
+	out := new(SetupReply)
+	err := c.cc.Invoke(ctx, Backend_Setup_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,15 +118,20 @@ func (c *backendClient) Cleanup(ctx context.Context, in *MountRef, opts ...grpc.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
 //
-// Backend is served by the plugin. One plugin process may serve several
-// mounts of the same plugin: every call names the mount it is for.
+// Backend is the control plane, served by the plugin over go-plugin's gRPC
+// connection. One plugin process may serve several mounts of the same
+// plugin: every call names the mount it is for.
+//
+// Requests and the storage calls they make do not use gRPC: they travel as
+// Frames over the data channel the host opens with OpenChannel (see Frame).
 type BackendServer interface {
 	// Info describes the plugin; called once after the handshake.
 	Info(context.Context, *InfoRequest) (*InfoReply, error)
+	// OpenChannel makes the plugin listen for the host's data channel.
+	OpenChannel(context.Context, *Empty) (*ChannelInfo, error)
 	// Setup builds the backend for one mount and returns its special paths
-	// and schema.
+	// and schema. The backend may use storage (over the channel) meanwhile.
 	Setup(context.Context, *SetupRequest) (*SetupReply, error)
-	HandleRequest(context.Context, *HandleRequestArgs) (*HandleRequestReply, error)
 	InvalidateKey(context.Context, *InvalidateKeyArgs) (*Empty, error)
 	// Cleanup tears one mount's backend down.
 	Cleanup(context.Context, *MountRef) (*Empty, error)
@@ -138,11 +148,11 @@ type UnimplementedBackendServer struct{}
 func (UnimplementedBackendServer) Info(context.Context, *InfoRequest) (*InfoReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
 }
+func (UnimplementedBackendServer) OpenChannel(context.Context, *Empty) (*ChannelInfo, error) {
+	return nil, status.Error(codes.Unimplemented, "method OpenChannel not implemented")
+}
 func (UnimplementedBackendServer) Setup(context.Context, *SetupRequest) (*SetupReply, error) {
 	return nil, status.Error(codes.Unimplemented, "method Setup not implemented")
-}
-func (UnimplementedBackendServer) HandleRequest(context.Context, *HandleRequestArgs) (*HandleRequestReply, error) {
-	return nil, status.Error(codes.Unimplemented, "method HandleRequest not implemented")
 }
 func (UnimplementedBackendServer) InvalidateKey(context.Context, *InvalidateKeyArgs) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method InvalidateKey not implemented")
@@ -189,6 +199,24 @@ func _Backend_Info_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_OpenChannel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).OpenChannel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_OpenChannel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).OpenChannel(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Backend_Setup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetupRequest)
 	if err := dec(in); err != nil {
@@ -203,24 +231,6 @@ func _Backend_Setup_Handler(srv interface{}, ctx context.Context, dec func(inter
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(BackendServer).Setup(ctx, req.(*SetupRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _Backend_HandleRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(HandleRequestArgs)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(BackendServer).HandleRequest(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Backend_HandleRequest_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(BackendServer).HandleRequest(ctx, req.(*HandleRequestArgs))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -273,12 +283,12 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Backend_Info_Handler,
 		},
 		{
-			MethodName: "Setup",
-			Handler:    _Backend_Setup_Handler,
+			MethodName: "OpenChannel",
+			Handler:    _Backend_OpenChannel_Handler,
 		},
 		{
-			MethodName: "HandleRequest",
-			Handler:    _Backend_HandleRequest_Handler,
+			MethodName: "Setup",
+			Handler:    _Backend_Setup_Handler,
 		},
 		{
 			MethodName: "InvalidateKey",
@@ -287,230 +297,6 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Cleanup",
 			Handler:    _Backend_Cleanup_Handler,
-		},
-	},
-	Streams:  []grpc.StreamDesc{},
-	Metadata: "ward/plugin/v1/plugin.proto",
-}
-
-const (
-	Storage_Get_FullMethodName    = "/ward.plugin.v1.Storage/Get"
-	Storage_Put_FullMethodName    = "/ward.plugin.v1.Storage/Put"
-	Storage_Delete_FullMethodName = "/ward.plugin.v1.Storage/Delete"
-	Storage_List_FullMethodName   = "/ward.plugin.v1.Storage/List"
-)
-
-// StorageClient is the client API for Storage service.
-//
-// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
-//
-// Storage is served by the host over the go-plugin broker: the plugin's
-// only way to persist anything. The host confines every call to the storage
-// view of the named mount, and only for mounts this process serves.
-type StorageClient interface {
-	Get(ctx context.Context, in *StorageGetArgs, opts ...grpc.CallOption) (*StorageGetReply, error)
-	Put(ctx context.Context, in *StoragePutArgs, opts ...grpc.CallOption) (*StorageReply, error)
-	Delete(ctx context.Context, in *StorageDeleteArgs, opts ...grpc.CallOption) (*StorageReply, error)
-	List(ctx context.Context, in *StorageListArgs, opts ...grpc.CallOption) (*StorageListReply, error)
-}
-
-type storageClient struct {
-	cc grpc.ClientConnInterface
-}
-
-func NewStorageClient(cc grpc.ClientConnInterface) StorageClient {
-	return &storageClient{cc}
-}
-
-func (c *storageClient) Get(ctx context.Context, in *StorageGetArgs, opts ...grpc.CallOption) (*StorageGetReply, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(StorageGetReply)
-	err := c.cc.Invoke(ctx, Storage_Get_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *storageClient) Put(ctx context.Context, in *StoragePutArgs, opts ...grpc.CallOption) (*StorageReply, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(StorageReply)
-	err := c.cc.Invoke(ctx, Storage_Put_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *storageClient) Delete(ctx context.Context, in *StorageDeleteArgs, opts ...grpc.CallOption) (*StorageReply, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(StorageReply)
-	err := c.cc.Invoke(ctx, Storage_Delete_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *storageClient) List(ctx context.Context, in *StorageListArgs, opts ...grpc.CallOption) (*StorageListReply, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(StorageListReply)
-	err := c.cc.Invoke(ctx, Storage_List_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// StorageServer is the server API for Storage service.
-// All implementations must embed UnimplementedStorageServer
-// for forward compatibility.
-//
-// Storage is served by the host over the go-plugin broker: the plugin's
-// only way to persist anything. The host confines every call to the storage
-// view of the named mount, and only for mounts this process serves.
-type StorageServer interface {
-	Get(context.Context, *StorageGetArgs) (*StorageGetReply, error)
-	Put(context.Context, *StoragePutArgs) (*StorageReply, error)
-	Delete(context.Context, *StorageDeleteArgs) (*StorageReply, error)
-	List(context.Context, *StorageListArgs) (*StorageListReply, error)
-	mustEmbedUnimplementedStorageServer()
-}
-
-// UnimplementedStorageServer must be embedded to have
-// forward compatible implementations.
-//
-// NOTE: this should be embedded by value instead of pointer to avoid a nil
-// pointer dereference when methods are called.
-type UnimplementedStorageServer struct{}
-
-func (UnimplementedStorageServer) Get(context.Context, *StorageGetArgs) (*StorageGetReply, error) {
-	return nil, status.Error(codes.Unimplemented, "method Get not implemented")
-}
-func (UnimplementedStorageServer) Put(context.Context, *StoragePutArgs) (*StorageReply, error) {
-	return nil, status.Error(codes.Unimplemented, "method Put not implemented")
-}
-func (UnimplementedStorageServer) Delete(context.Context, *StorageDeleteArgs) (*StorageReply, error) {
-	return nil, status.Error(codes.Unimplemented, "method Delete not implemented")
-}
-func (UnimplementedStorageServer) List(context.Context, *StorageListArgs) (*StorageListReply, error) {
-	return nil, status.Error(codes.Unimplemented, "method List not implemented")
-}
-func (UnimplementedStorageServer) mustEmbedUnimplementedStorageServer() {}
-func (UnimplementedStorageServer) testEmbeddedByValue()                 {}
-
-// UnsafeStorageServer may be embedded to opt out of forward compatibility for this service.
-// Use of this interface is not recommended, as added methods to StorageServer will
-// result in compilation errors.
-type UnsafeStorageServer interface {
-	mustEmbedUnimplementedStorageServer()
-}
-
-func RegisterStorageServer(s grpc.ServiceRegistrar, srv StorageServer) {
-	// If the following call panics, it indicates UnimplementedStorageServer was
-	// embedded by pointer and is nil.  This will cause panics if an
-	// unimplemented method is ever invoked, so we test this at initialization
-	// time to prevent it from happening at runtime later due to I/O.
-	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
-		t.testEmbeddedByValue()
-	}
-	s.RegisterService(&Storage_ServiceDesc, srv)
-}
-
-func _Storage_Get_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(StorageGetArgs)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(StorageServer).Get(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Storage_Get_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(StorageServer).Get(ctx, req.(*StorageGetArgs))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _Storage_Put_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(StoragePutArgs)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(StorageServer).Put(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Storage_Put_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(StorageServer).Put(ctx, req.(*StoragePutArgs))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _Storage_Delete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(StorageDeleteArgs)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(StorageServer).Delete(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Storage_Delete_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(StorageServer).Delete(ctx, req.(*StorageDeleteArgs))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _Storage_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(StorageListArgs)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(StorageServer).List(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Storage_List_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(StorageServer).List(ctx, req.(*StorageListArgs))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-// Storage_ServiceDesc is the grpc.ServiceDesc for Storage service.
-// It's only intended for direct use with grpc.RegisterService,
-// and not to be introspected or modified (even as a copy)
-var Storage_ServiceDesc = grpc.ServiceDesc{
-	ServiceName: "ward.plugin.v1.Storage",
-	HandlerType: (*StorageServer)(nil),
-	Methods: []grpc.MethodDesc{
-		{
-			MethodName: "Get",
-			Handler:    _Storage_Get_Handler,
-		},
-		{
-			MethodName: "Put",
-			Handler:    _Storage_Put_Handler,
-		},
-		{
-			MethodName: "Delete",
-			Handler:    _Storage_Delete_Handler,
-		},
-		{
-			MethodName: "List",
-			Handler:    _Storage_List_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,17 @@
+package main
+
+import (
+	"os"
+	"testing"
+)
+
+// TestMain lets the test binary stand in for the ward binary when the
+// server re-executes itself to run a builtin plugin (`plugin exec NAME`):
+// builtin catalog entries point at os.Executable(), which in tests is this
+// binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 2 && os.Args[1] == "plugin" && os.Args[2] == "exec" {
+		os.Exit(run(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}

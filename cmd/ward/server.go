@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wardproject/ward/kernel"
+	"github.com/wardproject/ward/kernel/config"
+	"github.com/wardproject/ward/kernel/httpapi"
+	pebblestore "github.com/wardproject/ward/kernel/storage/pebble"
+	"github.com/wardproject/ward/sdk/logical"
+)
+
+type serverCommand struct{}
+
+func (c *serverCommand) Synopsis() string { return "Start a Ward server" }
+
+func (c *serverCommand) Help() string {
+	return `Usage: ward server -config=FILE
+       ward server -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR]
+
+  Starts a Ward server. With -config it reads a Vault-syntax configuration
+  file (listener "tcp", storage "pebble", plugin_directory, ...). With -dev
+  it runs an initialized, unsealed, in-temp-dir server with kv-v2 mounted at
+  secret/ and a root token printed on start: for development only.
+
+Options:
+  -config=FILE               Configuration file (HCL or JSON).
+  -dev                       Development mode.
+  -dev-root-token-id=ID      Root token ID in dev mode (env VAULT_DEV_ROOT_TOKEN_ID).
+  -dev-listen-address=ADDR   Listen address in dev mode (default 127.0.0.1:8200).
+  -dev-plugin-dir=DIR        plugin_directory in dev mode.
+  -dev-data-dir=DIR          Keep dev data in DIR instead of a temporary directory.
+`
+}
+
+func (c *serverCommand) Run(args []string) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configPath, devRootToken, devListen, devPluginDir, devDataDir string
+		dev                                                           bool
+	)
+	fs.StringVar(&configPath, "config", "", "")
+	fs.BoolVar(&dev, "dev", false, "")
+	fs.StringVar(&devRootToken, "dev-root-token-id", os.Getenv("VAULT_DEV_ROOT_TOKEN_ID"), "")
+	fs.StringVar(&devListen, "dev-listen-address", envOr("VAULT_DEV_LISTEN_ADDRESS", "127.0.0.1:8200"), "")
+	fs.StringVar(&devPluginDir, "dev-plugin-dir", "", "")
+	fs.StringVar(&devDataDir, "dev-data-dir", "", "")
+	fs.Usage = func() { fmt.Fprint(stderr, c.Help()) }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !dev && configPath == "" {
+		fmt.Fprintln(stderr, "Error: -config is required (or -dev for a development server)")
+		return 2
+	}
+
+	var cfg *config.Config
+	var err error
+	if configPath != "" {
+		if cfg, err = config.ParseFile(configPath); err != nil {
+			fmt.Fprintf(stderr, "Error loading configuration: %v\n", err)
+			return 1
+		}
+	} else {
+		cfg = &config.Config{}
+	}
+	var cleanup func()
+	if dev {
+		if cleanup, err = devDefaults(cfg, devListen, devPluginDir, devDataDir); err != nil {
+			fmt.Fprintf(stderr, "Error: %v\n", err)
+			return 1
+		}
+		defer cleanup()
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "Error in configuration: %v\n", err)
+		return 1
+	}
+	if cfg.Storage == nil {
+		fmt.Fprintln(stderr, "Error: the configuration needs a storage stanza, e.g. storage \"pebble\" { path = \"/var/lib/ward\" }")
+		return 1
+	}
+	if len(cfg.Listeners) == 0 {
+		fmt.Fprintln(stderr, "Error: the configuration needs at least one listener \"tcp\" stanza")
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runServer(ctx, cfg, dev, devRootToken); err != nil {
+		fmt.Fprintf(stderr, "Error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// devDefaults fills a dev server's configuration.
+func devDefaults(cfg *config.Config, listen, pluginDir, dataDir string) (func(), error) {
+	cleanup := func() {}
+	if dataDir == "" {
+		dir, err := os.MkdirTemp("", "ward-dev-")
+		if err != nil {
+			return nil, err
+		}
+		dataDir = dir
+		cleanup = func() { os.RemoveAll(dir) }
+	}
+	cfg.Storage = &config.Storage{Type: "pebble", Path: dataDir}
+	cfg.Listeners = []config.Listener{{Address: listen, TLSDisable: true}}
+	if pluginDir != "" {
+		cfg.PluginDirectory = pluginDir
+	}
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "info"
+	}
+	return cleanup, nil
+}
+
+func newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(cfg.LogLevel) {
+	case "trace", "debug":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(out, opts))
+	}
+	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+// server is a running Ward server: storage, core and listeners.
+type server struct {
+	cfg     *config.Config
+	logger  *slog.Logger
+	store   *pebblestore.Store
+	core    *kernel.Core
+	servers []*http.Server
+	addrs   []string
+	errc    chan error
+}
+
+// newServer opens storage, builds the core and starts the listeners. Logs
+// (and plugin stderr) go to logOut.
+func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
+	logger := newLogger(cfg, logOut)
+	for _, k := range cfg.Ignored {
+		logger.Warn("configuration key has no effect in Ward", "key", k)
+	}
+	builtinEntries, err := builtinCatalog()
+	if err != nil {
+		return nil, err
+	}
+	store, err := pebblestore.Open(cfg.Storage.Path, pebblestore.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	core, err := kernel.New(kernel.Config{
+		Storage: store, Logger: logger, ClusterName: cfg.ClusterName,
+		DefaultLeaseTTL: cfg.DefaultLeaseTTL, MaxLeaseTTL: cfg.MaxLeaseTTL,
+		BuiltinPlugins: builtinEntries, PluginDirectory: cfg.PluginDirectory,
+		PluginLogLevel: cfg.LogLevel, PluginLogJSON: cfg.LogFormat == "json", PluginLogOut: logOut,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	s := &server{cfg: cfg, logger: logger, store: store, core: core, errc: make(chan error, len(cfg.Listeners))}
+	for _, l := range cfg.Listeners {
+		if err := s.listen(l); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *server) listen(l config.Listener) error {
+	ln, err := net.Listen("tcp", l.Address)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", l.Address, err)
+	}
+	srv := &http.Server{
+		Handler: httpapi.New(s.core, httpapi.Options{Logger: s.logger, MaxRequestSize: l.MaxRequestSize,
+			UnauthenticatedMetrics: l.UnauthenticatedMetricsAccess}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	scheme := "http"
+	if !l.TLSDisable {
+		cert, err := tls.LoadX509KeyPair(l.TLSCertFile, l.TLSKeyFile)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listener %s: %w", l.Address, err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+		scheme = "https"
+	}
+	s.servers = append(s.servers, srv)
+	s.addrs = append(s.addrs, scheme+"://"+ln.Addr().String())
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- err
+		}
+	}()
+	s.logger.Info("listening", "address", ln.Addr().String(), "tls", !l.TLSDisable)
+	return nil
+}
+
+// close stops the listeners, seals the core and closes storage.
+func (s *server) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, srv := range s.servers {
+		_ = srv.Shutdown(ctx)
+	}
+	_ = s.core.Shutdown(ctx)
+	s.store.Close()
+}
+
+// runServer serves until ctx is done.
+func runServer(ctx context.Context, cfg *config.Config, dev bool, devRootToken string) error {
+	s, err := newServer(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if dev {
+		res, err := devSetup(ctx, s.core, devRootToken)
+		if err != nil {
+			return err
+		}
+		printDevBanner(s.addrs[0], res.Keys[0], res.RootToken)
+	} else if ok, err := s.core.Initialized(ctx); err == nil && !ok {
+		s.logger.Info("server is not initialized: run `ward operator init`")
+	} else {
+		s.logger.Info("server is sealed: run `ward operator unseal`")
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-s.errc:
+		return err
+	}
+	s.logger.Info("shutting down")
+	return nil
+}
+
+// devSetup initializes and unseals a dev server and mounts kv-v2 at secret/.
+func devSetup(ctx context.Context, core *kernel.Core, rootTokenID string) (*kernel.InitResult, error) {
+	res, err := core.Initialize(ctx, kernel.InitParams{SecretShares: 1, SecretThreshold: 1, RootTokenID: rootTokenID})
+	if err != nil {
+		return nil, fmt.Errorf("dev init: %w", err)
+	}
+	if _, err := core.Unseal(ctx, res.Keys[0]); err != nil {
+		return nil, fmt.Errorf("dev unseal: %w", err)
+	}
+	_, err = core.HandleRequest(ctx, &kernel.Request{
+		Request: &logical.Request{Operation: logical.UpdateOperation, Path: "sys/mounts/secret",
+			Data: map[string]any{"type": "kv", "options": map[string]any{"version": "2"},
+				"description": "key/value secret storage"}},
+		ClientToken: res.RootToken,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dev mount secret/: %w", err)
+	}
+	return res, nil
+}
+
+func printDevBanner(addr string, key []byte, root string) {
+	fmt.Fprintf(stdout, `WARNING! dev mode is enabled! In this mode, Ward runs from a temporary
+directory, is already initialized and unsealed, and the root token is shown
+below. Never run a dev server in production.
+
+You may need to set the following environment variables:
+
+    $ export VAULT_ADDR='%s'
+
+The unseal key and root token are displayed below in case you want to
+seal/unseal the server or re-authenticate.
+
+Unseal Key: %s
+Root Token: %s
+
+`, addr, base64.StdEncoding.EncodeToString(key), root)
+}

@@ -1,0 +1,164 @@
+// Command wardbench measures KV v2 throughput and latency over HTTP against
+// a Ward dev server it starts itself (or one given by -addr), with N
+// concurrent clients: the figures `make bench` reports.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	var (
+		ward     = flag.String("ward", "bin/ward", "ward binary to start as a dev server")
+		addr     = flag.String("addr", "", "use a running server at this address instead (http://host:port)")
+		token    = flag.String("token", "root", "token for -addr")
+		clients  = flag.Int("clients", 32, "concurrent clients")
+		duration = flag.Duration("duration", 10*time.Second, "duration of each phase")
+		keys     = flag.Int("keys", 1000, "distinct secrets")
+	)
+	flag.Parse()
+	if err := run(*ward, *addr, *token, *clients, *duration, *keys); err != nil {
+		fmt.Fprintln(os.Stderr, "wardbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ward, addr, token string, clients int, duration time.Duration, keys int) error {
+	if addr == "" {
+		a, stop, err := startDev(ward)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		addr = a
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients * 2, MaxConnsPerHost: clients * 2}}
+	payload := []byte(`{"data":{"username":"app","password":"correct-horse-battery-staple","n":"` + string(bytes.Repeat([]byte("x"), 64)) + `"}}`)
+
+	write := func(i int) error {
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/v1/secret/data/bench/k%d", addr, i%keys), bytes.NewReader(payload))
+		return doReq(hc, req, token, 200)
+	}
+	read := func(i int) error {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/v1/secret/data/bench/k%d", addr, i%keys), nil)
+		return doReq(hc, req, token, 200)
+	}
+	// Seed every key so reads always hit.
+	for i := 0; i < keys; i++ {
+		if err := write(i); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+	}
+	fmt.Printf("KV v2 over HTTP, %d clients, %s per phase, %d keys, synced Pebble writes\n", clients, duration, keys)
+	for _, phase := range []struct {
+		name string
+		fn   func(int) error
+	}{{"write", write}, {"read", read}} {
+		ops, p50, p99, errs := load(clients, duration, phase.fn)
+		fmt.Printf("%-6s %9.0f ops/s   p50 %7.2f ms   p99 %7.2f ms   errors %d\n", phase.name,
+			float64(ops)/duration.Seconds(), ms(p50), ms(p99), errs)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func doReq(hc *http.Client, req *http.Request, token string, want int) error {
+	req.Header.Set("X-Vault-Token", token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, body)
+	}
+	return nil
+}
+
+func load(clients int, d time.Duration, fn func(int) error) (ops int64, p50, p99 time.Duration, errs int64) {
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		all     []time.Duration
+		counter atomic.Int64
+		nerr    atomic.Int64
+	)
+	deadline := time.Now().Add(d)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			for time.Now().Before(deadline) {
+				i := int(counter.Add(1))
+				t0 := time.Now()
+				if err := fn(i); err != nil {
+					if nerr.Add(1) == 1 {
+						fmt.Fprintln(os.Stderr, "first error:", err)
+					}
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(all) == 0 {
+		return 0, 0, 0, nerr.Load()
+	}
+	slices.Sort(all)
+	return int64(len(all)), all[len(all)/2], all[len(all)*99/100], nerr.Load()
+}
+
+// startDev runs `ward server -dev` on a free loopback port.
+func startDev(ward string) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(ward, "server", "-dev", "-dev-root-token-id=root", "-dev-listen-address="+listen)
+	cmd.Env = append(os.Environ(), "VAULT_DEV_ROOT_TOKEN_ID=")
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
+	addr := "http://" + listen
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		resp, err := http.Get(addr + "/v1/sys/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				// The dev server mounts secret/ right after unsealing.
+				req, _ := http.NewRequest(http.MethodGet, addr+"/v1/sys/mounts/secret", nil)
+				if doReq(http.DefaultClient, req, "root", 200) == nil {
+					return addr, stop, nil
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("dev server did not become ready at %s", addr)
+}

@@ -1,0 +1,158 @@
+package kernel
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/wardproject/ward/kernel/policy"
+	"github.com/wardproject/ward/kernel/router"
+	"github.com/wardproject/ward/kernel/token"
+	"github.com/wardproject/ward/sdk/logical"
+)
+
+// Request is one API call as the kernel sees it: the SDK request (with the
+// full path) plus what never reaches a plugin.
+type Request struct {
+	*logical.Request
+	// ClientToken is the caller's token, "" when none was sent.
+	ClientToken string
+}
+
+// errNoRoute is a 404 for a path no mount serves.
+func errNoRoute(path string) error {
+	return &logical.Error{Code: logical.CodeNotFound,
+		Message: "no handler for route \"" + path + "\". route entry not found."}
+}
+
+// Response is a kernel result: the backend's response plus, when the kernel
+// minted or renewed a token, the envelope's auth block.
+type Response struct {
+	*logical.Response
+	TokenAuth map[string]any
+}
+
+// HandleRequest runs the request path: seal check, routing, token, ACL,
+// then the mount's handler. It never holds a kernel-wide lock while the
+// handler (possibly a plugin) runs.
+func (c *Core) HandleRequest(ctx context.Context, r *Request) (*Response, error) {
+	resp, err := c.handle(ctx, r)
+	if err != nil || resp == nil {
+		return nil, err
+	}
+	out := &Response{Response: resp}
+	// The token backend (in-kernel) returns the envelope auth block under
+	// data.auth; lift it where clients expect it.
+	if a, ok := resp.Data["auth"].(map[string]any); ok && strings.HasPrefix(r.Path, "auth/token/") {
+		out.TokenAuth = a
+		out.Data = nil
+	}
+	return out, nil
+}
+
+func (c *Core) handle(ctx context.Context, r *Request) (resp *logical.Response, err error) {
+	start := time.Now()
+	mountLabel := "none"
+	defer func() {
+		c.cfg.Metrics.ObserveRequest(mountLabel, string(r.Operation), StatusCode(resp, err), time.Since(start))
+	}()
+
+	u, err := c.state()
+	if err != nil {
+		return nil, err
+	}
+	if r.ID == "" {
+		r.ID = uuid.NewString()
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.MaxRequestDuration)
+	defer cancel()
+
+	route, rel := u.router.Match(r.Path)
+	if route != nil {
+		mountLabel = route.Prefix
+	}
+	special := &logical.Paths{}
+	if route != nil {
+		special = route.Handler.SpecialPaths()
+	}
+	unauth := route != nil && router.PathMatches(special.Unauthenticated, rel)
+
+	var te *token.Entry
+	if !unauth {
+		if r.ClientToken == "" {
+			return nil, logical.ErrPermissionDenied
+		}
+		te, err = u.tokens.Lookup(ctx, r.ClientToken)
+		if err != nil {
+			return nil, err
+		}
+		if te == nil {
+			return nil, logical.ErrPermissionDenied
+		}
+		// The ACL runs before the route check so a token learns nothing
+		// about mounts it may not use (Vault answers 403 there too).
+		sudo := route != nil && router.PathMatches(special.Root, rel)
+		if !policy.New(te.Policies).Allowed(r.Path, r.Operation, sudo) {
+			return nil, logical.ErrPermissionDenied
+		}
+		if route == nil {
+			return nil, errNoRoute(r.Path)
+		}
+		if te.NumUses > 0 {
+			te, err = u.tokens.UseToken(ctx, te)
+			if err != nil {
+				return nil, err
+			}
+			if te == nil {
+				return nil, logical.ErrPermissionDenied
+			}
+		}
+		ctx = token.NewContext(ctx, te)
+	}
+
+	req := *r.Request
+	req.Path = rel
+	req.MountPoint = route.Prefix
+	req.MountType = route.Type
+	req.MountAccessor = route.Accessor
+	req.Unauthenticated = unauth
+	return route.Handler.HandleRequest(ctx, &req)
+}
+
+// StatusCode is the HTTP status of a kernel result, following Vault:
+// typed errors map by code; nil responses are 204 for writes, 404 for reads.
+// It is here (not in httpapi) so metrics and the HTTP layer agree.
+func StatusCode(resp *logical.Response, err error) int {
+	if err != nil {
+		return errorStatus(err)
+	}
+	if resp != nil && resp.StatusCode != 0 {
+		return resp.StatusCode
+	}
+	if resp == nil || (resp.Data == nil && resp.Auth == nil && resp.Secret == nil && len(resp.Warnings) == 0) {
+		return 204
+	}
+	return 200
+}
+
+// Authorize checks that clientToken may perform op on path (a full API
+// path), for endpoints served outside the router such as sys/metrics.
+func (c *Core) Authorize(ctx context.Context, clientToken, path string, op logical.Operation) error {
+	u, err := c.state()
+	if err != nil {
+		return err
+	}
+	if clientToken == "" {
+		return logical.ErrPermissionDenied
+	}
+	te, err := u.tokens.Lookup(ctx, clientToken)
+	if err != nil {
+		return err
+	}
+	if te == nil || !policy.New(te.Policies).Allowed(path, op, false) {
+		return logical.ErrPermissionDenied
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+// Package token owns Ward's token store and the auth/token/ backend.
+//
+// It owns: minting service tokens and accessors, their storage (keyed by an
+// HMAC of the token, never the token itself), validity (TTL, explicit max
+// TTL, period, number of uses, the parent chain), renewal, revocation of a
+// token and its descendants, the expiry sweeper, and the HTTP-facing
+// auth/token/ paths (create, lookup, renew, revoke, accessors) with Vault's
+// field names and response shapes.
+//
+// It must never: store, log or put in an error message a token or an
+// accessor (Entry redacts itself when formatted; errors name no values);
+// decide ACL questions (the kernel's ACL gates paths before the backend runs;
+// handlers only enforce rules that depend on the caller itself, such as
+// "only a root token may choose a token's ID"); or import anything from the
+// kernel beyond the SDK.
+//
+// # Storage layout (all keys relative to the view given to NewStore)
+//
+//	salt                              32 random bytes: the HMAC key
+//	id/<hashed>                       JSON Entry (never the token); hashed = hex HMAC-SHA256(salt, token)
+//	accessor/<hex HMAC(salt, "accessor/"+accessor)>
+//	                                  JSON {"hashed_id", "accessor"}
+//	parent/<parent hashed>/<child hashed>
+//	                                  "{}": the parent→child index used to revoke a tree
+//	expiry/<%020d unix seconds>/<hashed>
+//	                                  "{}": the expiry index the sweeper walks in key order
+//
+// # Validity and revocation
+//
+// An entry is valid when it exists, has not passed ExpireTime, is not marked
+// for revocation (NumUses < 0) and every ancestor up the Parent chain is valid
+// too. Checking the chain on every lookup is what makes a revoked or expired
+// parent disable all descendants at once, before the (possibly long) tree
+// revocation has deleted them.
+//
+// Revocation first marks a token (NumUses = -1, as Vault does), then revokes
+// its children depth first, and deletes the token's indexes and entry last. A
+// crash mid-way leaves marked entries that fail every lookup and are finished
+// by the sweeper or by the background revoker that lookups feed.
+//
+// Create writes the indexes before the entry and then re-checks the parent:
+// either a concurrent tree revocation sees the new child in the parent index,
+// or Create sees the parent marked and revokes what it wrote.
+//
+// Writes that read-modify-write one entry (renew, use counting, re-parenting)
+// hold a per-token lock (striped, never two at once) so none of them can
+// resurrect an entry that revocation deleted.
+//
+// # Decisions (see the package's report for reasons)
+//
+//   - "root" in a policy list collapses it to exactly ["root"]; IsRoot is
+//     "policies contain root".
+//   - Tokens with no expiry are never renewable (Vault does not advertise
+//     them as renewable); Renew leaves them unchanged.
+//   - Renew follows Vault's CalculateTTL: a periodic token renews by its
+//     period (increment ignored), capped only by its explicit max TTL; other
+//     tokens renew by the increment or else their creation TTL, capped by
+//     CreationTime + min(MaxTTL, ExplicitMaxTTL). Root tokens are exempt from
+//     MaxTTL, at creation and renewal.
+//   - Policy inheritance follows OpenBao's resolveTokenPolicies: a child
+//     asking for no policies gets its parent's; "default" is added only when
+//     the caller is root or already holds "default", and never with
+//     no_default_policy.
+package token

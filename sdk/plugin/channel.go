@@ -1,0 +1,159 @@
+package plugin
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/wardproject/ward/sdk/proto/ward/plugin/v1"
+)
+
+// maxFrameSize bounds one frame; the host's request size limit is lower.
+const maxFrameSize = 64 << 20
+
+// errChannelClosed is returned for calls on a closed data channel.
+var errChannelClosed = errors.New("plugin data channel closed")
+
+// channel is one end of the data channel: framed protobuf over a stream
+// connection, with calls matched to answers by id. Each side numbers its
+// own calls; answers (reply, storage_result) go to the caller waiting on
+// that id, everything else to the side's handler.
+type channel struct {
+	conn    net.Conn
+	handler func(*pb.Frame)
+	nextID  atomic.Uint64
+
+	wmu sync.Mutex // serialises writes of whole frames
+
+	mu      sync.Mutex // protects the fields below
+	pending map[uint64]chan *pb.Frame
+	err     error
+	done    chan struct{}
+}
+
+func newChannel(conn net.Conn, handler func(*pb.Frame)) *channel {
+	return &channel{conn: conn, handler: handler, pending: map[uint64]chan *pb.Frame{}, done: make(chan struct{})}
+}
+
+// send writes one frame in a single write.
+func (c *channel) send(f *pb.Frame) error {
+	size := proto.Size(f)
+	if size > maxFrameSize {
+		return fmt.Errorf("frame of %d bytes exceeds the %d-byte limit", size, maxFrameSize)
+	}
+	buf := make([]byte, 4, 4+size)
+	binary.BigEndian.PutUint32(buf, uint32(size))
+	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, f)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err = c.conn.Write(buf)
+	return err
+}
+
+// call sends f with a fresh id and waits for the answer with that id.
+func (c *channel) call(ctx context.Context, f *pb.Frame) (*pb.Frame, error) {
+	id := c.nextID.Add(1)
+	f.Id = id
+	ch := make(chan *pb.Frame, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}()
+	if err := c.send(f); err != nil {
+		c.fail(err)
+		return nil, err
+	}
+	select {
+	case ans := <-ch:
+		return ans, nil
+	case <-c.done:
+		return nil, c.closeErr()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (c *channel) closeErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// fail closes the channel; every waiting call returns err.
+func (c *channel) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = fmt.Errorf("%w: %v", errChannelClosed, err)
+	close(c.done)
+	c.conn.Close()
+}
+
+// closed reports whether the channel is unusable.
+func (c *channel) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// readLoop reads frames until the connection ends.
+func (c *channel) readLoop(br *bufio.Reader) {
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			c.fail(err)
+			return
+		}
+		size := binary.BigEndian.Uint32(hdr[:])
+		if size > maxFrameSize {
+			c.fail(fmt.Errorf("peer sent a %d-byte frame", size))
+			return
+		}
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			c.fail(err)
+			return
+		}
+		f := &pb.Frame{}
+		if err := proto.Unmarshal(buf, f); err != nil {
+			c.fail(fmt.Errorf("malformed frame: %w", err))
+			return
+		}
+		switch f.Body.(type) {
+		case *pb.Frame_Reply, *pb.Frame_StorageResult:
+			c.mu.Lock()
+			ch := c.pending[f.Id]
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- f
+			}
+		default:
+			c.handler(f)
+		}
+	}
+}
