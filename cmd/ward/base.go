@@ -44,9 +44,9 @@ func firstEnv(names ...string) string {
 type outputKind int
 
 const (
-	noOutputFlags outputKind = 0
 	withFormat    outputKind = 1 << iota // -format
 	withField                            // -field
+	noOutputFlags outputKind = 0
 )
 
 // baseCommand holds the flags every command shares and builds the client.
@@ -132,6 +132,19 @@ func misplacedFlag(fs *flag.FlagSet, args []string) string {
 		}
 	}
 	return ""
+}
+
+// begin parses flags, checks the argument count and builds the client.
+func (b *baseCommand) begin(fs *flag.FlagSet, args []string, min, max int) ([]string, *api.Client, int) {
+	args, ok := b.parse(fs, args)
+	if !ok || !checkArgs(args, min, max) {
+		return nil, nil, exitLocal
+	}
+	client, err := b.client()
+	if err != nil {
+		return nil, nil, clientFailed(err)
+	}
+	return args, client, exitOK
 }
 
 // format returns the output format: -format, else WARD_FORMAT/VAULT_FORMAT,

@@ -3,25 +3,10 @@ package main
 import (
 	"context"
 	"flag"
-
-	"github.com/openbao/openbao/api/v2"
 )
 
 // The generic commands map one-to-one to HTTP verbs on any /v1 path:
 // read = GET, write = PUT, list = LIST, delete = DELETE.
-
-// begin parses flags, checks the argument count and builds the client.
-func (b *baseCommand) begin(fs *flag.FlagSet, args []string, min, max int) ([]string, *api.Client, int) {
-	args, ok := b.parse(fs, args)
-	if !ok || !checkArgs(args, min, max) {
-		return nil, nil, exitLocal
-	}
-	client, err := b.client()
-	if err != nil {
-		return nil, nil, clientFailed(err)
-	}
-	return args, client, exitOK
-}
 
 // ---- read ----
 

@@ -526,13 +526,39 @@ func (c *kvDeleteCommand) Run(args []string) int {
 type kvVersionsCommand struct {
 	kvCommand
 	flagVersions listFlag
-	name         string // "undelete" or "destroy"
-	method       string
+	op           string // "undelete" or "destroy"
+	method       string // as in the KV v2 API docs
+	synopsis     string
+	usage        string
 }
 
+func newKVUndeleteCommand() *kvVersionsCommand {
+	return &kvVersionsCommand{op: "undelete", method: "POST",
+		synopsis: "Undelete versions of a KV v2 secret",
+		usage: `
+Usage: ward kv undelete [options] -versions=N[,N…] KEY
+
+  Restores soft-deleted versions of a KV version 2 secret.
+`}
+}
+
+func newKVDestroyCommand() *kvVersionsCommand {
+	return &kvVersionsCommand{op: "destroy", method: "PUT",
+		synopsis: "Permanently destroy versions of a KV v2 secret",
+		usage: `
+Usage: ward kv destroy [options] -versions=N[,N…] KEY
+
+  Permanently removes the data of the given versions of a KV version 2
+  secret. This cannot be undone.
+`}
+}
+
+func (c *kvVersionsCommand) Synopsis() string { return c.synopsis }
+func (c *kvVersionsCommand) Help() string     { return helpText(c.usage, c.flags()) }
+
 func (c *kvVersionsCommand) flags() *flag.FlagSet {
-	fs := c.kvFlagSet("kv "+c.name, noOutputFlags)
-	fs.Var(&c.flagVersions, "versions", "Versions to "+c.name+", comma-separated or repeated: -versions=1,2. Required.")
+	fs := c.kvFlagSet("kv "+c.op, noOutputFlags)
+	fs.Var(&c.flagVersions, "versions", "Versions to "+c.op+", comma-separated or repeated: -versions=1,2. Required.")
 	return fs
 }
 
@@ -547,7 +573,7 @@ func (c *kvVersionsCommand) Run(args []string) int {
 		return exitLocal
 	}
 	if len(versions) == 0 {
-		printErr("No versions provided, use the \"-versions\" flag to specify the versions to %s.", c.name)
+		printErr("No versions provided, use the \"-versions\" flag to specify the versions to %s.", c.op)
 		return exitLocal
 	}
 	ctx, client, p, code := c.connect(rest[0])
@@ -555,49 +581,16 @@ func (c *kvVersionsCommand) Run(args []string) int {
 		return code
 	}
 	if !p.v2 {
-		printErr("%s is not supported on KV version 1 mounts", strings.ToUpper(c.name[:1])+c.name[1:])
+		printErr("kv %s is not supported on KV version 1 mounts", c.op)
 		return exitLocal
 	}
-	apiPath := p.at(c.name)
+	apiPath := p.at(c.op)
 	if _, err := send(ctx, client, c.method, apiPath, map[string]any{"versions": versions}); err != nil {
 		return remoteFailed("writing to "+apiPath, err)
 	}
 	writeOut("Success! Data written to: " + apiPath + "\n")
 	return exitOK
 }
-
-type kvUndeleteCommand struct{ kvVersionsCommand }
-
-func (c *kvUndeleteCommand) Synopsis() string { return "Undelete versions of a KV v2 secret" }
-
-func (c *kvUndeleteCommand) Help() string {
-	c.init()
-	return helpText(`
-Usage: ward kv undelete [options] -versions=N[,N…] KEY
-
-  Restores soft-deleted versions of a KV version 2 secret.
-`, c.flags())
-}
-
-func (c *kvUndeleteCommand) init()                 { c.name, c.method = "undelete", "POST" }
-func (c *kvUndeleteCommand) Run(args []string) int { c.init(); return c.kvVersionsCommand.Run(args) }
-
-type kvDestroyCommand struct{ kvVersionsCommand }
-
-func (c *kvDestroyCommand) Synopsis() string { return "Permanently destroy versions of a KV v2 secret" }
-
-func (c *kvDestroyCommand) Help() string {
-	c.init()
-	return helpText(`
-Usage: ward kv destroy [options] -versions=N[,N…] KEY
-
-  Permanently removes the data of the given versions of a KV version 2
-  secret. This cannot be undone.
-`, c.flags())
-}
-
-func (c *kvDestroyCommand) init()                 { c.name, c.method = "destroy", "PUT" }
-func (c *kvDestroyCommand) Run(args []string) int { c.init(); return c.kvVersionsCommand.Run(args) }
 
 // ---- kv list ----
 

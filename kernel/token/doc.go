@@ -46,10 +46,10 @@
 // hold a per-token lock (striped, never two at once) so none of them can
 // resurrect an entry that revocation deleted.
 //
-// # Decisions (see the package's report for reasons)
+// # Decisions
 //
-//   - "root" in a policy list collapses it to exactly ["root"]; IsRoot is
-//     "policies contain root".
+//   - "root" in a policy list collapses it to exactly ["root"] (OpenBao's
+//     SanitizePolicies); IsRoot is "policies contain root".
 //   - Tokens with no expiry are never renewable (Vault does not advertise
 //     them as renewable); Renew leaves them unchanged.
 //   - Renew follows Vault's CalculateTTL: a periodic token renews by its
@@ -59,6 +59,16 @@
 //     MaxTTL, at creation and renewal.
 //   - Policy inheritance follows OpenBao's resolveTokenPolicies: a child
 //     asking for no policies gets its parent's; "default" is added only when
-//     the caller is root or already holds "default", and never with
-//     no_default_policy.
+//     the caller is root or already holds "default" (a caller must not be
+//     able to grant a policy it lacks), and never with no_default_policy.
+//   - Caller-dependent rules answer 403 ("root or sudo privileges required
+//     to ..."): id, no_parent, period, revoke-orphan, accessors. OpenBao
+//     answers 400 for these; 403 is the status of every other permission
+//     refusal in Ward. A bad token in lookup answers 403 "bad token" and an
+//     unknown accessor 400 "invalid accessor", as OpenBao does.
+//   - Tokens expire to the nanosecond (Lookup compares ExpireTime with the
+//     clock); the expiry index is bucketed by whole seconds. The sweeper
+//     remembers the earliest bucket it has not processed and lists the
+//     index only when that is due (and at least once a minute).
+//   - The backend uses the Store's storage view, not Request.Storage.
 package token

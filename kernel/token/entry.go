@@ -58,9 +58,6 @@ func (e *Entry) IsRoot() bool {
 	return e != nil && slices.Contains(e.Policies, "root")
 }
 
-// Orphan reports whether the token has no parent.
-func (e *Entry) Orphan() bool { return e.Parent == "" }
-
 // clone returns a deep copy, so callers never share maps or slices with
 // another caller's entry.
 func (e *Entry) clone() *Entry {

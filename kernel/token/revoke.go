@@ -162,6 +162,7 @@ func (s *Store) finalize(ctx context.Context, h, indexParent string) error {
 		keys = append(keys, parentKey(indexParent, h))
 	}
 	keys = append(keys, idPrefix+h) // the entry goes last
+	defer s.cache.invalidate(h)
 	for _, k := range keys {
 		if err := s.view.Delete(ctx, k); err != nil {
 			return fmt.Errorf("token: delete during revocation: %w", err)

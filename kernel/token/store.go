@@ -92,6 +92,9 @@ type Store struct {
 	logger     *slog.Logger
 	backend    *framework.Backend
 
+	// cache holds decoded entries; see entryCache.
+	cache *entryCache
+
 	// revokeQ carries hashed IDs that lookups found invalid to Run, which
 	// revokes them. Sends never block.
 	revokeQ chan string
@@ -130,6 +133,7 @@ func NewStore(ctx context.Context, view logical.Storage, opts Options) (*Store, 
 		maxTTL:     opts.MaxTTL,
 		logger:     opts.Logger,
 		revokeQ:    make(chan string, revokeQueueLen),
+		cache:      newEntryCache(),
 		nextDue:    0, // unknown: the first sweep lists the index
 	}
 	s.backend = s.newBackend()
@@ -200,6 +204,10 @@ type accessorIndex struct {
 
 // get reads id/<hashed>; (nil, nil) when absent.
 func (s *Store) get(ctx context.Context, hashed string) (*Entry, error) {
+	cached, gen := s.cache.get(hashed)
+	if cached != nil {
+		return cached, nil
+	}
 	se, err := s.view.Get(ctx, idPrefix+hashed)
 	if err != nil {
 		return nil, fmt.Errorf("token: read entry: %w", err)
@@ -212,6 +220,7 @@ func (s *Store) get(ctx context.Context, hashed string) (*Entry, error) {
 		return nil, fmt.Errorf("token: decode entry: %w", err)
 	}
 	e.HashedID = hashed
+	s.cache.add(e, gen)
 	return e, nil
 }
 
@@ -221,8 +230,10 @@ func (s *Store) put(ctx context.Context, e *Entry) error {
 		return fmt.Errorf("token: encode entry: %w", err)
 	}
 	if err := s.view.Put(ctx, &logical.StorageEntry{Key: idPrefix + e.HashedID, Value: b}); err != nil {
+		s.cache.invalidate(e.HashedID)
 		return fmt.Errorf("token: write entry: %w", err)
 	}
+	s.cache.set(e)
 	return nil
 }
 
@@ -388,7 +399,8 @@ func (s *Store) applyTTL(e *Entry) {
 }
 
 // writeNew writes a new entry's indexes and then the entry, under its lock.
-func (s *Store) writeNew(ctx context.Context, e *Entry) error {
+// If a write fails, it deletes (best effort) the index keys it wrote.
+func (s *Store) writeNew(ctx context.Context, e *Entry) (err error) {
 	l := s.lockFor(e.HashedID)
 	l.Lock()
 	defer l.Unlock()
@@ -399,21 +411,37 @@ func (s *Store) writeNew(ctx context.Context, e *Entry) error {
 	if old != nil {
 		return ErrTokenExists
 	}
+	var written []string
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, k := range written {
+			_ = s.view.Delete(ctx, k)
+		}
+	}()
+	putIndex := func(what string, se *logical.StorageEntry) error {
+		if err := s.view.Put(ctx, se); err != nil {
+			return fmt.Errorf("token: write %s index: %w", what, err)
+		}
+		written = append(written, se.Key)
+		return nil
+	}
 	if e.Parent != "" {
-		if err := s.view.Put(ctx, &logical.StorageEntry{Key: parentKey(e.Parent, e.HashedID), Value: marker}); err != nil {
-			return fmt.Errorf("token: write parent index: %w", err)
+		if err := putIndex("parent", &logical.StorageEntry{Key: parentKey(e.Parent, e.HashedID), Value: marker}); err != nil {
+			return err
 		}
 	}
 	ai, err := logical.StorageEntryJSON(s.accessorKey(e.Accessor), accessorIndex{HashedID: e.HashedID, Accessor: e.Accessor})
 	if err != nil {
 		return fmt.Errorf("token: encode accessor index: %w", err)
 	}
-	if err := s.view.Put(ctx, ai); err != nil {
-		return fmt.Errorf("token: write accessor index: %w", err)
+	if err := putIndex("accessor", ai); err != nil {
+		return err
 	}
 	if !e.ExpireTime.IsZero() {
-		if err := s.view.Put(ctx, &logical.StorageEntry{Key: expiryKey(e.ExpireTime, e.HashedID), Value: marker}); err != nil {
-			return fmt.Errorf("token: write expiry index: %w", err)
+		if err := putIndex("expiry", &logical.StorageEntry{Key: expiryKey(e.ExpireTime, e.HashedID), Value: marker}); err != nil {
+			return err
 		}
 	}
 	return s.put(ctx, e)

@@ -291,12 +291,17 @@ func TestNoSecretsInFormattingOrErrors(t *testing.T) {
 	}
 
 	// Errors from failing storage name no token.
+	// A failed Create leaves no index keys behind.
+	before := len(allKeys(t, f.view))
 	f.view.failPutOn.Store(idPrefix)
-	_, err := f.s.Create(context.Background(), &Entry{ID: "mysecretcustomid"})
+	_, err := f.s.Create(context.Background(), &Entry{ID: "mysecretcustomid", Parent: f.root.HashedID, TTL: time.Hour})
 	if err == nil || strings.Contains(err.Error(), "mysecretcustomid") {
 		t.Fatalf("error %v", err)
 	}
 	f.view.failPutOn.Store("")
+	if after := len(allKeys(t, f.view)); after != before {
+		t.Fatalf("failed create left %d keys", after-before)
+	}
 }
 
 func TestExpiry(t *testing.T) {
@@ -561,10 +566,12 @@ func TestDanglingChildIsRevoked(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	a, b, _, _ := tree(t, f)
-	// Simulate a crash that deleted a's entry but left its children.
+	// Simulate a crash that deleted a's entry but left its children; the
+	// restarted process starts with an empty cache.
 	if err := f.view.Delete(ctx, idPrefix+a.HashedID); err != nil {
 		t.Fatal(err)
 	}
+	f.s.cache.invalidate(a.HashedID)
 	if f.valid(t, b) {
 		t.Fatal("child of a deleted parent is valid")
 	}

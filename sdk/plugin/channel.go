@@ -31,7 +31,10 @@ type channel struct {
 	handler func(*pb.Frame)
 	nextID  atomic.Uint64
 
-	wmu sync.Mutex // serialises writes of whole frames
+	wmu     sync.Mutex // protects the fields below: the write side
+	wbuf    []byte     // frames waiting to be written
+	spare   []byte     // the other buffer, reused
+	writing bool       // a sender is writing; others only append to wbuf
 
 	mu      sync.Mutex // protects the fields below
 	pending map[uint64]chan *pb.Frame
@@ -43,7 +46,11 @@ func newChannel(conn net.Conn, handler func(*pb.Frame)) *channel {
 	return &channel{conn: conn, handler: handler, pending: map[uint64]chan *pb.Frame{}, done: make(chan struct{})}
 }
 
-// send writes one frame in a single write.
+// send queues one frame and makes sure it is written. Under load, frames
+// from concurrent senders are coalesced: the sender that finds no write in
+// progress writes everything queued, in one syscall per round, while the
+// others return at once. A write error fails the channel, which every
+// waiting call observes.
 func (c *channel) send(f *pb.Frame) error {
 	size := proto.Size(f)
 	if size > maxFrameSize {
@@ -56,8 +63,28 @@ func (c *channel) send(f *pb.Frame) error {
 		return err
 	}
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_, err = c.conn.Write(buf)
+	c.wbuf = append(c.wbuf, buf...)
+	if c.writing {
+		c.wmu.Unlock()
+		return nil
+	}
+	c.writing = true
+	for len(c.wbuf) > 0 {
+		out := c.wbuf
+		c.wbuf = c.spare[:0]
+		c.wmu.Unlock()
+		_, err = c.conn.Write(out)
+		c.wmu.Lock()
+		c.spare = out
+		if err != nil {
+			break
+		}
+	}
+	c.writing = false
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(err)
+	}
 	return err
 }
 
