@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wardproject/ward/kernel/barrier"
+	"github.com/wardproject/ward/kernel/config"
 	"github.com/wardproject/ward/kernel/metrics"
 	"github.com/wardproject/ward/kernel/mount"
 	"github.com/wardproject/ward/kernel/plugin"
@@ -64,7 +65,7 @@ func (c Config) withDefaults() Config {
 		c.Metrics = metrics.New()
 	}
 	if c.Version == "" {
-		c.Version = "1.15.0+ward"
+		c.Version = config.DefaultReportedVersion
 	}
 	if c.DefaultLeaseTTL == 0 {
 		c.DefaultLeaseTTL = 768 * time.Hour

@@ -184,7 +184,7 @@ func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
 	core, err := kernel.New(kernel.Config{
-		Storage: store, Logger: logger, ClusterName: cfg.ClusterName,
+		Storage: store, Logger: logger, ClusterName: cfg.ClusterName, Version: cfg.ReportedVersion,
 		DefaultLeaseTTL: cfg.DefaultLeaseTTL, MaxLeaseTTL: cfg.MaxLeaseTTL,
 		BuiltinPlugins: builtinEntries, PluginDirectory: cfg.PluginDirectory,
 		PluginLogLevel: cfg.LogLevel, PluginLogJSON: cfg.LogFormat == "json", PluginLogOut: logOut,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -44,10 +45,19 @@ type Config struct {
 	MaxLeaseTTL     time.Duration
 	LogLevel        string
 	LogFormat       string
+	// ReportedVersion is the Vault-compatible version the server reports in
+	// sys/health and sys/seal-status; clients gate features on it.
+	ReportedVersion string
 	// Ignored lists Vault settings accepted for compatibility but without
 	// effect in Ward; the server logs them.
 	Ignored []string
 }
+
+// DefaultReportedVersion is the Vault API level Ward implements, reported
+// unless the configuration says otherwise.
+const DefaultReportedVersion = "1.15.0+ward"
+
+var semverRe = regexp.MustCompile(`^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 
 // ignoredKeys are Vault settings that make no sense for Ward but appear in
 // configs operators copy; accepted with a warning.
@@ -107,6 +117,8 @@ func Parse(text string) (*Config, error) {
 			err = decodeString(item, &c.LogLevel)
 		case "log_format":
 			err = decodeString(item, &c.LogFormat)
+		case "reported_version":
+			err = decodeString(item, &c.ReportedVersion)
 		case "default_lease_ttl":
 			c.DefaultLeaseTTL, err = decodeDuration(item)
 		case "max_lease_ttl":
@@ -241,6 +253,12 @@ func (c *Config) Validate() error {
 	case "standard", "json":
 	default:
 		return fmt.Errorf("log_format %q: use standard or json", c.LogFormat)
+	}
+	if c.ReportedVersion == "" {
+		c.ReportedVersion = DefaultReportedVersion
+	}
+	if !semverRe.MatchString(c.ReportedVersion) {
+		return fmt.Errorf("reported_version %q is not a semantic version like 1.15.0", c.ReportedVersion)
 	}
 	if c.MaxLeaseTTL == 0 {
 		c.MaxLeaseTTL = 768 * time.Hour

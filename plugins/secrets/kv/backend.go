@@ -18,8 +18,9 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	return newBackend(conf, time.Now)
 }
 
-// backend is one mount of the engine. Apart from locks it holds only
-// immutable configuration: all data lives in the mount's storage.
+// backend is one mount of the engine. Apart from locks and the v2 metadata
+// cache it holds only immutable configuration: all data lives in the
+// mount's storage.
 type backend struct {
 	*framework.Backend
 
@@ -29,6 +30,7 @@ type backend struct {
 	now     func() time.Time // injectable clock; tests make it exact
 
 	locks keyLocks
+	cache metaCache // v2 only; see cache.go
 }
 
 var _ logical.Backend = (*backend)(nil)
@@ -50,6 +52,7 @@ func newBackend(conf *logical.BackendConfig, now func() time.Time) (*backend, er
 	} else {
 		fb.Help = v2Help
 		fb.Paths = b.v2Paths()
+		fb.Invalidate = b.invalidate
 	}
 	b.Backend = fb
 	if err := fb.Initialize(context.Background()); err != nil {
@@ -98,14 +101,38 @@ type keyLocks struct {
 
 const lockStripes = 256
 
-// forKey returns the lock of key's stripe (FNV-1a hash).
+// forKey returns the lock of key's stripe.
 func (l *keyLocks) forKey(key string) *sync.RWMutex {
+	return &l.stripes[stripeOf(key)]
+}
+
+// stripeOf maps a key to its stripe (FNV-1a hash). The metadata cache
+// shards by the same function, so a key's lock and its cache shard match.
+func stripeOf(key string) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
 		h ^= uint32(key[i])
 		h *= 16777619
 	}
-	return &l.stripes[h%lockStripes]
+	return h % lockStripes
+}
+
+// invalidate is the v2 framework.Backend.Invalidate: the host calls it
+// (through InvalidateKey) after a storage key of this mount changed behind
+// the plugin, for example on another replica, once the change is visible
+// to Get. It drops what the cache may hold for the key; a key it cannot
+// attribute to one cached record clears the whole cache.
+func (b *backend) invalidate(_ context.Context, key string) {
+	switch {
+	case key == configKey:
+		b.cache.removeConfig()
+	case strings.HasPrefix(key, versionPrefix):
+		// Version records are never cached.
+	case strings.HasPrefix(key, metaPrefix) && validateKey(key[len(metaPrefix):]) == nil:
+		b.cache.remove(key[len(metaPrefix):])
+	default:
+		b.cache.clear()
+	}
 }
 
 // Sentinel errors. They carry a code because error identity does not survive

@@ -108,7 +108,7 @@ func (b *backend) configWrite(ctx context.Context, req *logical.Request, d *fram
 	if mcOk {
 		c.MetadataCASRequired = mcasRaw.(bool)
 	}
-	return nil, putJSON(ctx, s, configKey, c)
+	return nil, b.writeConfig(ctx, s, c)
 }
 
 // effectiveMaxVersions is the key's max_versions if set, else the mount's,

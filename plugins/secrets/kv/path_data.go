@@ -55,7 +55,7 @@ func (b *backend) metaExists(prefix string) framework.ExistenceFunc {
 		if err != nil {
 			return false, err
 		}
-		m, err := readMeta(ctx, s, key)
+		m, err := b.readMeta(ctx, s, key)
 		return m != nil, err
 	}
 }
@@ -91,7 +91,7 @@ func (b *backend) dataRead(ctx context.Context, req *logical.Request, d *framewo
 	lock.RLock()
 	defer lock.RUnlock()
 
-	meta, err := readMeta(ctx, s, key)
+	meta, err := b.readMeta(ctx, s, key)
 	if err != nil || meta == nil {
 		return nil, err
 	}
@@ -184,7 +184,7 @@ func (b *backend) dataWrite(ctx context.Context, req *logical.Request, d *framew
 	lock.Lock()
 	defer lock.Unlock()
 
-	meta, err := readMeta(ctx, s, key)
+	meta, err := b.readMeta(ctx, s, key)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +220,7 @@ func (b *backend) dataPatch(ctx context.Context, req *logical.Request, d *framew
 	lock.Lock()
 	defer lock.Unlock()
 
-	meta, err := readMeta(ctx, s, key)
+	meta, err := b.readMeta(ctx, s, key)
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +275,7 @@ func (b *backend) addVersionLocked(ctx context.Context, s logical.Storage, req *
 	meta.UpdatedTime = now
 	meta.Versions[n] = vm
 	pruned := pruneVersions(meta, effectiveMaxVersions(config, meta))
-	if err := writeMeta(ctx, s, key, meta); err != nil {
+	if err := b.writeMeta(ctx, s, key, meta); err != nil {
 		return nil, err
 	}
 
@@ -324,7 +324,7 @@ func (b *backend) dataDelete(ctx context.Context, req *logical.Request, _ *frame
 	lock.Lock()
 	defer lock.Unlock()
 
-	meta, err := readMeta(ctx, s, key)
+	meta, err := b.readMeta(ctx, s, key)
 	if err != nil || meta == nil {
 		return nil, err
 	}
@@ -334,5 +334,5 @@ func (b *backend) dataDelete(ctx context.Context, req *logical.Request, _ *frame
 		return nil, nil
 	}
 	vm.DeletionTime = &now
-	return nil, writeMeta(ctx, s, key, meta)
+	return nil, b.writeMeta(ctx, s, key, meta)
 }

@@ -70,7 +70,7 @@ func (b *backend) metadataRead(ctx context.Context, req *logical.Request, _ *fra
 	lock.RLock()
 	defer lock.RUnlock()
 
-	meta, err := readMeta(ctx, s, key)
+	meta, err := b.readMeta(ctx, s, key)
 	if err != nil || meta == nil {
 		return nil, err
 	}
@@ -254,7 +254,7 @@ func (b *backend) metadataUpdate(ctx context.Context, req *logical.Request, d *f
 	lock.Lock()
 	defer lock.Unlock()
 
-	meta, err := readMeta(ctx, s, key)
+	meta, err := b.readMeta(ctx, s, key)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +274,7 @@ func (b *backend) metadataUpdate(ctx context.Context, req *logical.Request, d *f
 	if err := in.apply(meta); err != nil {
 		return nil, err
 	}
-	if err := writeMeta(ctx, s, key, meta); err != nil {
+	if err := b.writeMeta(ctx, s, key, meta); err != nil {
 		return nil, err
 	}
 	return in.warnings(config), nil
@@ -293,7 +293,7 @@ func (b *backend) metadataDelete(ctx context.Context, req *logical.Request, _ *f
 	lock.Lock()
 	defer lock.Unlock()
 
-	meta, err := readMeta(ctx, s, key)
+	meta, err := b.readMeta(ctx, s, key)
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +323,7 @@ func (b *backend) metadataDelete(ctx context.Context, req *logical.Request, _ *f
 	if meta == nil {
 		return nil, nil
 	}
-	return nil, deleteKey(ctx, s, metaKey(key))
+	return nil, b.deleteMeta(ctx, s, key)
 }
 
 func (b *backend) metadataList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {

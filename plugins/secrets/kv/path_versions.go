@@ -55,7 +55,7 @@ func (b *backend) versionOp(ctx context.Context, req *logical.Request, d *framew
 	lock.Lock()
 	defer lock.Unlock()
 
-	meta, err := readMeta(ctx, s, key)
+	meta, err := b.readMeta(ctx, s, key)
 	if err != nil || meta == nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func (b *backend) versionOp(ctx context.Context, req *logical.Request, d *framew
 	if !changed {
 		return nil, nil
 	}
-	return nil, writeMeta(ctx, s, key, meta)
+	return nil, b.writeMeta(ctx, s, key, meta)
 }
 
 // versionsDelete soft-deletes a version that is live or only scheduled

@@ -162,16 +162,47 @@ func encodeObject(m map[string]any) ([]byte, error) {
 	return b, nil
 }
 
+// readConfig returns the mount's config (defaults when none is stored),
+// from the cache when it holds it.
 func (b *backend) readConfig(ctx context.Context, s logical.Storage) (*mountConfig, error) {
-	var c mountConfig
+	c, hit, token := b.cache.lookupConfig()
+	if hit {
+		return &c, nil
+	}
 	if _, err := getJSON(ctx, s, configKey, &c); err != nil {
 		return nil, err
 	}
+	b.cache.populateConfig(token, c)
 	return &c, nil
 }
 
-// readMeta returns the metadata of key, or nil when the key does not exist.
-func readMeta(ctx context.Context, s logical.Storage, key string) (*keyMetadata, error) {
+// writeConfig stores the mount's config. The caller holds configKey's lock.
+func (b *backend) writeConfig(ctx context.Context, s logical.Storage, c *mountConfig) error {
+	if err := putJSON(ctx, s, configKey, c); err != nil {
+		b.cache.removeConfig() // the put may have landed
+		return err
+	}
+	b.cache.storeConfig(*c)
+	return nil
+}
+
+// readMeta returns a copy of the metadata of key, or nil when the key does
+// not exist, from the cache when it holds it. The caller may change it.
+func (b *backend) readMeta(ctx context.Context, s logical.Storage, key string) (*keyMetadata, error) {
+	m, hit, token := b.cache.lookup(key)
+	if hit {
+		return m, nil
+	}
+	m, err := decodeMeta(ctx, s, key)
+	if err != nil {
+		return nil, err // nothing cached: storage state unknown
+	}
+	b.cache.populate(key, token, m)
+	return m, nil
+}
+
+// decodeMeta reads the metadata of key from storage, nil when absent.
+func decodeMeta(ctx context.Context, s logical.Storage, key string) (*keyMetadata, error) {
 	var m keyMetadata
 	ok, err := getJSON(ctx, s, metaKey(key), &m)
 	if err != nil || !ok {
@@ -183,8 +214,22 @@ func readMeta(ctx context.Context, s logical.Storage, key string) (*keyMetadata,
 	return &m, nil
 }
 
-func writeMeta(ctx context.Context, s logical.Storage, key string, m *keyMetadata) error {
-	return putJSON(ctx, s, metaKey(key), m)
+// writeMeta stores the metadata of key. The caller holds key's lock, and
+// may keep changing m afterwards: the cache takes a copy.
+func (b *backend) writeMeta(ctx context.Context, s logical.Storage, key string, m *keyMetadata) error {
+	if err := putJSON(ctx, s, metaKey(key), m); err != nil {
+		b.cache.remove(key) // the put may have landed
+		return err
+	}
+	b.cache.store(key, m)
+	return nil
+}
+
+// deleteMeta deletes the metadata of key. The caller holds key's lock.
+func (b *backend) deleteMeta(ctx context.Context, s logical.Storage, key string) error {
+	err := deleteKey(ctx, s, metaKey(key))
+	b.cache.remove(key) // after a failure too: the delete may have landed
+	return err
 }
 
 // readVersionData returns version n's data, or nil if its record is absent.

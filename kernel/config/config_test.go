@@ -1,0 +1,91 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseVaultStyleConfig(t *testing.T) {
+	c, err := Parse(`
+listener "tcp" {
+  address       = "0.0.0.0:8200"
+  tls_cert_file = "/etc/ward/tls.crt"
+  tls_key_file  = "/etc/ward/tls.key"
+  telemetry { unauthenticated_metrics_access = true }
+}
+listener "tcp" {
+  address     = "127.0.0.1:8201"
+  tls_disable = true
+}
+storage "pebble" { path = "/var/lib/ward" }
+api_addr          = "https://ward.example:8200"
+cluster_addr      = "https://ward.example:8201"
+plugin_directory  = "/etc/ward/plugins"
+default_lease_ttl = "1h"
+max_lease_ttl     = 86400
+log_level         = "debug"
+log_format        = "json"
+reported_version  = "1.16.2"
+ui                = true
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Listeners) != 2 || !c.Listeners[0].UnauthenticatedMetricsAccess || c.Listeners[1].Address != "127.0.0.1:8201" {
+		t.Errorf("listeners: %+v", c.Listeners)
+	}
+	if c.Storage.Type != "pebble" || c.Storage.Path != "/var/lib/ward" || c.PluginDirectory != "/etc/ward/plugins" {
+		t.Errorf("storage/plugins: %+v %q", c.Storage, c.PluginDirectory)
+	}
+	if c.DefaultLeaseTTL != time.Hour || c.MaxLeaseTTL != 24*time.Hour || c.LogFormat != "json" || c.ReportedVersion != "1.16.2" {
+		t.Errorf("scalars: %+v", c)
+	}
+	if len(c.Ignored) != 1 || c.Ignored[0] != "ui" {
+		t.Errorf("ignored: %v", c.Ignored)
+	}
+}
+
+func TestParseJSON(t *testing.T) {
+	c, err := Parse(`{"listener": {"tcp": {"address": "127.0.0.1:8200", "tls_disable": true}}, "storage": {"pebble": {"path": "/d"}}}`)
+	if err != nil || c.Storage.Path != "/d" || !c.Listeners[0].TLSDisable {
+		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := map[string]string{
+		`seal "pkcs11" {}`:                                                           `unsupported configuration key "seal"`,
+		`storage "raft" { path = "/x" }`:                                             `unsupported storage type "raft"`,
+		`storage "pebble" { path = "/x" node_id = "a" }`:                             `unsupported key "node_id"`,
+		`listener "unix" { address = "/s" }`:                                         `unsupported listener type "unix"`,
+		`listener "tcp" { address = "0.0.0.0:8200" tls_disable = true }`:             "only allowed on a loopback address",
+		`listener "tcp" { address = "127.0.0.1:8200" }`:                              "tls_cert_file and tls_key_file are required",
+		`listener "tcp" { address = "127.0.0.1:8200" tls_disable = true bogus = 1 }`: `unsupported key "bogus"`,
+		`log_level = "loud"`:                                                         "log_level",
+		`log_format = "xml"`:                                                         "log_format",
+		`default_lease_ttl = "2h"
+max_lease_ttl = "1h"`: "must not exceed",
+		`reported_version = "latest"`: "not a semantic version",
+		`max_lease_ttl = "forever"`:   "max_lease_ttl",
+		`storage "pebble" { path = "/a" }
+storage "pebble" { path = "/b" }`: "only one storage",
+		`listener "tcp" "extra" {}`: "exactly one type label",
+		`{not hcl`:                  "",
+	}
+	for text, want := range cases {
+		_, err := Parse(text)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v, want error containing %q", text, err, want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(`listener "tcp" { address = "127.0.0.1:8200" tls_disable = true }`)
+	f.Add(`storage "pebble" { path = "/x" }`)
+	f.Add(`{"listener": {"tcp": {"address": "x"}}}`)
+	f.Fuzz(func(t *testing.T, text string) {
+		_, _ = Parse(text) // must not panic
+	})
+}
