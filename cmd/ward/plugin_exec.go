@@ -37,6 +37,7 @@ func (c *pluginExecCommand) Run(args []string) int {
 		fmt.Fprintf(stderr, "Error: no builtin plugin named %q\n", args[0])
 		return 2
 	}
+	setGCPercent()
 	sdkplugin.Serve(opts)
 	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/wardproject/ward/kernel/storage"
 	"github.com/wardproject/ward/sdk/logical"
 )
 
@@ -22,7 +23,7 @@ type View struct {
 	err error
 }
 
-var _ logical.Storage = (*View)(nil)
+var _ logical.BatchStorage = (*View)(nil)
 
 // View returns the storage view rooted at prefix, which must be "" (the whole
 // logical key space) or end in "/", like "logical/<uuid>/". It must not start
@@ -79,6 +80,22 @@ func (v *View) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	return v.b.delete(ctx, v.pprefix+key)
+}
+
+// Batch implements logical.BatchStorage: the ops are checked, encrypted and
+// committed in one atomic physical batch.
+func (v *View) Batch(ctx context.Context, ops []logical.StorageOp) error {
+	phys := make([]storage.Op, len(ops))
+	for i, op := range ops {
+		if err := v.check(op.Key); err != nil {
+			return err
+		}
+		phys[i] = storage.Op{Kind: storage.OpPut, Key: v.prefix + op.Key, Value: op.Value}
+		if op.Delete {
+			phys[i] = storage.Op{Kind: storage.OpDelete, Key: v.prefix + op.Key}
+		}
+	}
+	return v.b.Batch(ctx, phys)
 }
 
 // List implements logical.Storage. An empty prefix lists the view's top level.

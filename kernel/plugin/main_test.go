@@ -63,6 +63,23 @@ func echoFactory(ctx context.Context, conf *logical.BackendConfig) (logical.Back
 				},
 			},
 			{
+				// Writes two keys in one atomic batch through the data channel.
+				Pattern: "batch/(?P<a>[^/]+)/(?P<b>[^/]+)",
+				Fields:  map[string]*framework.FieldSchema{"a": {Type: framework.TypeString}, "b": {Type: framework.TypeString}},
+				Operations: map[logical.Operation]framework.OperationFunc{
+					logical.UpdateOperation: func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+						bs, ok := req.Storage.(logical.BatchStorage)
+						if !ok {
+							return nil, fmt.Errorf("storage is not a BatchStorage")
+						}
+						return nil, bs.Batch(ctx, []logical.StorageOp{
+							{Key: d.Get("a").(string), Value: []byte("A")},
+							{Key: d.Get("b").(string), Value: []byte("B")},
+						})
+					},
+				},
+			},
+			{
 				Pattern: "pid",
 				Operations: map[logical.Operation]framework.OperationFunc{
 					logical.ReadOperation: func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

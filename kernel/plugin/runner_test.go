@@ -91,6 +91,20 @@ func TestRoundTripAndMultiplexing(t *testing.T) {
 	}
 }
 
+func TestBatchThroughTheChannel(t *testing.T) {
+	r, _ := testRunner(t, "")
+	st := logical.NewInmemStorage()
+	h := mountEcho(t, r, "batch", st)
+	if _, err := do(h, logical.UpdateOperation, "batch/one/two", nil); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"one": "A", "two": "B"} {
+		if e, _ := st.Get(context.Background(), k); e == nil || string(e.Value) != want {
+			t.Fatalf("key %s: %v", k, e)
+		}
+	}
+}
+
 func TestPluginEnvironmentIsOnlyItsCatalogEnv(t *testing.T) {
 	t.Setenv("WARD_TOKEN", "host-secret-token")
 	r, _ := testRunner(t, "")

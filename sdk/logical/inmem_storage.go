@@ -14,7 +14,7 @@ type InmemStorage struct {
 	m  map[string][]byte
 }
 
-var _ Storage = (*InmemStorage)(nil)
+var _ BatchStorage = (*InmemStorage)(nil)
 
 // NewInmemStorage returns an empty InmemStorage.
 func NewInmemStorage() *InmemStorage { return &InmemStorage{m: map[string][]byte{}} }
@@ -66,4 +66,23 @@ func (s *InmemStorage) List(_ context.Context, prefix string) ([]string, error) 
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// Batch applies ops atomically.
+func (s *InmemStorage) Batch(_ context.Context, ops []StorageOp) error {
+	for _, op := range ops {
+		if op.Key == "" {
+			return InvalidRequest("storage: empty key")
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, op := range ops {
+		if op.Delete {
+			delete(s.m, op.Key)
+		} else {
+			s.m[op.Key] = append([]byte(nil), op.Value...)
+		}
+	}
+	return nil
 }

@@ -58,3 +58,19 @@ func CollectKeys(ctx context.Context, s Storage, prefix string) ([]string, error
 	}
 	return out, walk(prefix)
 }
+
+// StorageOp is one write of a batch: a put of Value at Key, or a delete.
+type StorageOp struct {
+	Key    string
+	Value  []byte
+	Delete bool
+}
+
+// BatchStorage is implemented by storage that applies several writes
+// atomically: all of them or none, in one durable commit. The host's
+// storage views implement it; plugins check for it with a type assertion
+// and fall back to single writes when it is absent.
+type BatchStorage interface {
+	Storage
+	Batch(ctx context.Context, ops []StorageOp) error
+}

@@ -217,6 +217,16 @@ func (c *Client) storage(call *pb.StorageCall) *pb.StorageResult {
 	case pb.StorageCall_LIST:
 		keys, err := st.List(ctx, call.Key)
 		return &pb.StorageResult{Keys: keys, Error: errorToProto(err)}
+	case pb.StorageCall_BATCH:
+		bs, ok := st.(logical.BatchStorage)
+		if !ok {
+			return &pb.StorageResult{Error: errorToProto(logical.Errorf(logical.CodeUnsupportedOperation, "storage: this host cannot apply batches atomically"))}
+		}
+		ops := make([]logical.StorageOp, len(call.Ops))
+		for i, op := range call.Ops {
+			ops[i] = logical.StorageOp{Key: op.Key, Value: op.Value, Delete: op.Delete}
+		}
+		return &pb.StorageResult{Error: errorToProto(bs.Batch(ctx, ops))}
 	}
 	return &pb.StorageResult{Error: errorToProto(logical.InvalidRequest("unknown storage operation"))}
 }

@@ -352,7 +352,7 @@ type channelStorage struct {
 	mountID string
 }
 
-var _ logical.Storage = (*channelStorage)(nil)
+var _ logical.BatchStorage = (*channelStorage)(nil)
 
 func (c *channelStorage) do(ctx context.Context, call *pb.StorageCall) (*pb.StorageResult, error) {
 	call.MountId = c.mountID
@@ -385,6 +385,16 @@ func (c *channelStorage) Put(ctx context.Context, e *logical.StorageEntry) error
 
 func (c *channelStorage) Delete(ctx context.Context, key string) error {
 	_, err := c.do(ctx, &pb.StorageCall{Op: pb.StorageCall_DELETE, Key: key})
+	return err
+}
+
+// Batch implements logical.BatchStorage: one frame, one atomic commit.
+func (c *channelStorage) Batch(ctx context.Context, ops []logical.StorageOp) error {
+	call := &pb.StorageCall{Op: pb.StorageCall_BATCH, Ops: make([]*pb.StorageOp, len(ops))}
+	for i, op := range ops {
+		call.Ops[i] = &pb.StorageOp{Key: op.Key, Value: op.Value, Delete: op.Delete}
+	}
+	_, err := c.do(ctx, call)
 	return err
 }
 

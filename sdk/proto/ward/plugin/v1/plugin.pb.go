@@ -36,6 +36,8 @@ const (
 	StorageCall_PUT            StorageCall_Op = 2
 	StorageCall_DELETE         StorageCall_Op = 3
 	StorageCall_LIST           StorageCall_Op = 4
+	// BATCH applies ops atomically (logical.BatchStorage).
+	StorageCall_BATCH StorageCall_Op = 5
 )
 
 // Enum value maps for StorageCall_Op.
@@ -46,6 +48,7 @@ var (
 		2: "PUT",
 		3: "DELETE",
 		4: "LIST",
+		5: "BATCH",
 	}
 	StorageCall_Op_value = map[string]int32{
 		"OP_UNSPECIFIED": 0,
@@ -53,6 +56,7 @@ var (
 		"PUT":            2,
 		"DELETE":         3,
 		"LIST":           4,
+		"BATCH":          5,
 	}
 )
 
@@ -1646,8 +1650,9 @@ type StorageCall struct {
 	MountId string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
 	Op      StorageCall_Op         `protobuf:"varint,2,opt,name=op,proto3,enum=ward.plugin.v1.StorageCall_Op" json:"op,omitempty"`
 	// The key, or the prefix for LIST.
-	Key           string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	Key           string       `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte       `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	Ops           []*StorageOp `protobuf:"bytes,5,rep,name=ops,proto3" json:"ops,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1710,6 +1715,73 @@ func (x *StorageCall) GetValue() []byte {
 	return nil
 }
 
+func (x *StorageCall) GetOps() []*StorageOp {
+	if x != nil {
+		return x.Ops
+	}
+	return nil
+}
+
+type StorageOp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Delete        bool                   `protobuf:"varint,3,opt,name=delete,proto3" json:"delete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StorageOp) Reset() {
+	*x = StorageOp{}
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StorageOp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StorageOp) ProtoMessage() {}
+
+func (x *StorageOp) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StorageOp.ProtoReflect.Descriptor instead.
+func (*StorageOp) Descriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *StorageOp) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *StorageOp) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *StorageOp) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
 type StorageResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Found         bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
@@ -1722,7 +1794,7 @@ type StorageResult struct {
 
 func (x *StorageResult) Reset() {
 	*x = StorageResult{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +1806,7 @@ func (x *StorageResult) String() string {
 func (*StorageResult) ProtoMessage() {}
 
 func (x *StorageResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +1819,7 @@ func (x *StorageResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageResult.ProtoReflect.Descriptor instead.
 func (*StorageResult) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StorageResult) GetFound() bool {
@@ -1911,19 +1983,25 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05Hello\x12\x14\n" +
 	"\x05nonce\x18\x01 \x01(\fR\x05nonce\x12)\n" +
 	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\"\b\n" +
-	"\x06Cancel\"\xc2\x01\n" +
+	"\x06Cancel\"\xfa\x01\n" +
 	"\vStorageCall\x12\x19\n" +
 	"\bmount_id\x18\x01 \x01(\tR\amountId\x12.\n" +
 	"\x02op\x18\x02 \x01(\x0e2\x1e.ward.plugin.v1.StorageCall.OpR\x02op\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x04 \x01(\fR\x05value\"@\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x12+\n" +
+	"\x03ops\x18\x05 \x03(\v2\x19.ward.plugin.v1.StorageOpR\x03ops\"K\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03GET\x10\x01\x12\a\n" +
 	"\x03PUT\x10\x02\x12\n" +
 	"\n" +
 	"\x06DELETE\x10\x03\x12\b\n" +
-	"\x04LIST\x10\x04\"|\n" +
+	"\x04LIST\x10\x04\x12\t\n" +
+	"\x05BATCH\x10\x05\"K\n" +
+	"\tStorageOp\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x16\n" +
+	"\x06delete\x18\x03 \x01(\bR\x06delete\"|\n" +
 	"\rStorageResult\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x12\n" +
@@ -1949,7 +2027,7 @@ func file_ward_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_ward_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ward_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_ward_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_ward_plugin_v1_plugin_proto_goTypes = []any{
 	(StorageCall_Op)(0),        // 0: ward.plugin.v1.StorageCall.Op
 	(*Empty)(nil),              // 1: ward.plugin.v1.Empty
@@ -1976,20 +2054,21 @@ var file_ward_plugin_v1_plugin_proto_goTypes = []any{
 	(*Hello)(nil),              // 22: ward.plugin.v1.Hello
 	(*Cancel)(nil),             // 23: ward.plugin.v1.Cancel
 	(*StorageCall)(nil),        // 24: ward.plugin.v1.StorageCall
-	(*StorageResult)(nil),      // 25: ward.plugin.v1.StorageResult
-	nil,                        // 26: ward.plugin.v1.SetupRequest.ConfigEntry
-	nil,                        // 27: ward.plugin.v1.Request.HeadersEntry
-	nil,                        // 28: ward.plugin.v1.Auth.MetadataEntry
+	(*StorageOp)(nil),          // 25: ward.plugin.v1.StorageOp
+	(*StorageResult)(nil),      // 26: ward.plugin.v1.StorageResult
+	nil,                        // 27: ward.plugin.v1.SetupRequest.ConfigEntry
+	nil,                        // 28: ward.plugin.v1.Request.HeadersEntry
+	nil,                        // 29: ward.plugin.v1.Auth.MetadataEntry
 }
 var file_ward_plugin_v1_plugin_proto_depIdxs = []int32{
-	26, // 0: ward.plugin.v1.SetupRequest.config:type_name -> ward.plugin.v1.SetupRequest.ConfigEntry
+	27, // 0: ward.plugin.v1.SetupRequest.config:type_name -> ward.plugin.v1.SetupRequest.ConfigEntry
 	16, // 1: ward.plugin.v1.SetupReply.error:type_name -> ward.plugin.v1.Error
 	7,  // 2: ward.plugin.v1.SetupReply.special_paths:type_name -> ward.plugin.v1.Paths
 	8,  // 3: ward.plugin.v1.SetupReply.schema:type_name -> ward.plugin.v1.Schema
 	9,  // 4: ward.plugin.v1.Schema.paths:type_name -> ward.plugin.v1.PathSchema
 	10, // 5: ward.plugin.v1.PathSchema.fields:type_name -> ward.plugin.v1.FieldInfo
-	27, // 6: ward.plugin.v1.Request.headers:type_name -> ward.plugin.v1.Request.HeadersEntry
-	28, // 7: ward.plugin.v1.Auth.metadata:type_name -> ward.plugin.v1.Auth.MetadataEntry
+	28, // 6: ward.plugin.v1.Request.headers:type_name -> ward.plugin.v1.Request.HeadersEntry
+	29, // 7: ward.plugin.v1.Auth.metadata:type_name -> ward.plugin.v1.Auth.MetadataEntry
 	13, // 8: ward.plugin.v1.Response.secret:type_name -> ward.plugin.v1.Secret
 	14, // 9: ward.plugin.v1.Response.auth:type_name -> ward.plugin.v1.Auth
 	12, // 10: ward.plugin.v1.HandleRequestArgs.request:type_name -> ward.plugin.v1.Request
@@ -2000,25 +2079,26 @@ var file_ward_plugin_v1_plugin_proto_depIdxs = []int32{
 	18, // 15: ward.plugin.v1.Frame.reply:type_name -> ward.plugin.v1.HandleRequestReply
 	23, // 16: ward.plugin.v1.Frame.cancel:type_name -> ward.plugin.v1.Cancel
 	24, // 17: ward.plugin.v1.Frame.storage_call:type_name -> ward.plugin.v1.StorageCall
-	25, // 18: ward.plugin.v1.Frame.storage_result:type_name -> ward.plugin.v1.StorageResult
+	26, // 18: ward.plugin.v1.Frame.storage_result:type_name -> ward.plugin.v1.StorageResult
 	0,  // 19: ward.plugin.v1.StorageCall.op:type_name -> ward.plugin.v1.StorageCall.Op
-	16, // 20: ward.plugin.v1.StorageResult.error:type_name -> ward.plugin.v1.Error
-	11, // 21: ward.plugin.v1.Request.HeadersEntry.value:type_name -> ward.plugin.v1.Header
-	2,  // 22: ward.plugin.v1.Backend.Info:input_type -> ward.plugin.v1.InfoRequest
-	1,  // 23: ward.plugin.v1.Backend.OpenChannel:input_type -> ward.plugin.v1.Empty
-	5,  // 24: ward.plugin.v1.Backend.Setup:input_type -> ward.plugin.v1.SetupRequest
-	19, // 25: ward.plugin.v1.Backend.InvalidateKey:input_type -> ward.plugin.v1.InvalidateKeyArgs
-	4,  // 26: ward.plugin.v1.Backend.Cleanup:input_type -> ward.plugin.v1.MountRef
-	3,  // 27: ward.plugin.v1.Backend.Info:output_type -> ward.plugin.v1.InfoReply
-	20, // 28: ward.plugin.v1.Backend.OpenChannel:output_type -> ward.plugin.v1.ChannelInfo
-	6,  // 29: ward.plugin.v1.Backend.Setup:output_type -> ward.plugin.v1.SetupReply
-	1,  // 30: ward.plugin.v1.Backend.InvalidateKey:output_type -> ward.plugin.v1.Empty
-	1,  // 31: ward.plugin.v1.Backend.Cleanup:output_type -> ward.plugin.v1.Empty
-	27, // [27:32] is the sub-list for method output_type
-	22, // [22:27] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	25, // 20: ward.plugin.v1.StorageCall.ops:type_name -> ward.plugin.v1.StorageOp
+	16, // 21: ward.plugin.v1.StorageResult.error:type_name -> ward.plugin.v1.Error
+	11, // 22: ward.plugin.v1.Request.HeadersEntry.value:type_name -> ward.plugin.v1.Header
+	2,  // 23: ward.plugin.v1.Backend.Info:input_type -> ward.plugin.v1.InfoRequest
+	1,  // 24: ward.plugin.v1.Backend.OpenChannel:input_type -> ward.plugin.v1.Empty
+	5,  // 25: ward.plugin.v1.Backend.Setup:input_type -> ward.plugin.v1.SetupRequest
+	19, // 26: ward.plugin.v1.Backend.InvalidateKey:input_type -> ward.plugin.v1.InvalidateKeyArgs
+	4,  // 27: ward.plugin.v1.Backend.Cleanup:input_type -> ward.plugin.v1.MountRef
+	3,  // 28: ward.plugin.v1.Backend.Info:output_type -> ward.plugin.v1.InfoReply
+	20, // 29: ward.plugin.v1.Backend.OpenChannel:output_type -> ward.plugin.v1.ChannelInfo
+	6,  // 30: ward.plugin.v1.Backend.Setup:output_type -> ward.plugin.v1.SetupReply
+	1,  // 31: ward.plugin.v1.Backend.InvalidateKey:output_type -> ward.plugin.v1.Empty
+	1,  // 32: ward.plugin.v1.Backend.Cleanup:output_type -> ward.plugin.v1.Empty
+	28, // [28:33] is the sub-list for method output_type
+	23, // [23:28] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_ward_plugin_v1_plugin_proto_init() }
@@ -2040,7 +2120,7 @@ func file_ward_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ward_plugin_v1_plugin_proto_rawDesc), len(file_ward_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
