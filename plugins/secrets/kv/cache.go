@@ -8,53 +8,73 @@ import (
 
 // metaCache holds the decoded metadata records (meta/<key>) and the decoded
 // config record of one v2 mount, so that a read costs one storage callback
-// (the version record) instead of two, and a write none for metadata. It
-// never holds version data. doc.go says when it is safe; this comment says
-// how it stays consistent with storage.
+// (the version record) instead of two, and a write none to read metadata.
+// It never holds version data. doc.go says when it is safe; this comment
+// says how it stays consistent with storage.
 //
 // # Rules
 //
-// Every function that changes meta/<key> or config in storage updates the
-// cache after the storage call returns and before it releases the key's
-// stripe lock: store after a successful put, remove after a delete, and
-// remove after a failed put or delete (whose effect is unknown). A reader
-// that misses takes a token (its shard's generation) before its storage Get
-// and inserts what it read only if the generation is unchanged; store,
-// remove, invalidation and clear all bump the generation. Records go in and
-// out as deep copies, so no caller can change a cached record.
+// Shard i of the cache holds the keys of lock stripe i. Each shard (and the
+// config) has a generation, bumped by every store, remove, invalidation and
+// clear, never by a populate.
+//
+//   - A reader that misses takes a token (the generation) before its
+//     storage Get, and caches what it read only if the generation is still
+//     the token (populate).
+//   - A writer holds the key's stripe lock across its read-modify-write. It
+//     takes a token before its storage put; after a successful put it
+//     caches its record if the generation is still the token, and drops the
+//     key otherwise (store). After a delete, or a failed put or delete (the
+//     change may have landed), it drops the key (remove).
+//   - The host invalidates a key after a change made elsewhere is visible
+//     to Get; invalidation drops the key (or clears the cache).
+//   - Records go in and come out as deep copies; a cached record is never
+//     modified.
 //
 // # Interleavings
 //
-// R is a reader that misses on key k, W a writer of k in this process, I an
-// InvalidateKey("meta/k") from the host after another replica changed k.
+// R reads key k and misses, W writes k in this process, I is the host's
+// InvalidateKey("meta/k") after another replica (X) changed k. Storage is
+// linearizable; "token", "Get", "populate", "put" and "store" are the steps
+// above, each atomic against the shard's mutex except Get and put.
 //
-//  1. R and W both in handlers: R holds k's stripe RLock, W its Lock, so
-//     R's token-Get-populate runs wholly before or wholly after W's
-//     put-store. After: R finds W's record in the cache (or, if it was
-//     evicted, reads storage, which already holds it).
-//  2. R outside the stripe lock (the existence check, config reads):
-//     a. token, Get, populate, then W's put and store: W's store overwrites.
-//     b. W's put and store, then token, Get: Get sees W's record or newer.
-//     c. token, then W's store, then populate: the generation moved, so the
-//     populate is dropped whatever Get returned; the next reader hits W's
-//     record. This is the "read-populate vs invalidate" race the generation
-//     exists for: without it R could put back the record W replaced.
-//     d. W's store before R's token but W's put after R's Get: impossible,
-//     W's put returns before its store.
-//  3. R against I (the stripe lock cannot help: I comes from outside any
-//     request): if I runs after R's token, R's populate is dropped (2c); if
-//     before, the host has already applied the change (it must invalidate
-//     after the change is visible to Get), so R's Get reads it (2b).
-//  4. W against W: both hold k's stripe Lock, so their put-store pairs are
-//     serialised and the cache ends with the last one, as storage does.
-//  5. A failed put or delete may or may not have reached storage (a lost
-//     reply); removing the entry and bumping the generation makes the next
-//     read ask storage.
-//  6. Eviction only removes entries; a removal never makes the cache newer
-//     or older than storage, so it needs no generation bump.
+//  1. R in a handler, against W: R holds k's stripe RLock and W its Lock,
+//     so R's token-Get-populate runs wholly before W's token-put-store
+//     (W's store overwrites) or wholly after (R hits W's record, or on an
+//     eviction Gets it from storage).
+//  2. R outside the stripe lock (the existence check; config reads in
+//     writers), against W:
+//     a. R's populate before W's store: W's store overwrites.
+//     b. R's token after W's store: W's put had returned, so R's Get reads
+//     W's record or newer.
+//     c. R's token before W's store, R's populate after: W's store bumped
+//     the generation, so the populate is dropped whatever R read. Without
+//     the generation R could put back the record W replaced: the classic
+//     read-populate against invalidate race, and what it exists for.
+//  3. R against I (the stripe lock cannot help: I belongs to no request):
+//     I after R's token and before R's populate drops the populate (as 2c);
+//     I before R's token means X's change was visible first, so R's Get
+//     reads it; I after R's populate drops what R cached.
+//  4. W against W on keys of one shard: both hold the stripe Lock, so their
+//     token-put-store runs are serialised and the cache ends with the last
+//     record, as storage does. That is also why, during W's put, only I or
+//     a clear can move the generation: W's store is dropped only on a real
+//     race, never because another key of the shard was written.
+//  5. W against I, after X wrote k concurrently (replicas do not lock each
+//     other; doc.go): if I lands before W's token, W's store proceeds and
+//     caches W's record, which is newer than X's in storage as in the
+//     cache; if I lands between W's token and W's store, which of the two
+//     puts storage kept is unknown, so W drops k instead; if I lands after
+//     W's store, it drops W's record. Either way the cache never ends on a
+//     record storage does not hold, provided I follows X's change.
+//  6. A failed put or delete may or may not have reached storage (a lost
+//     reply), so the key is dropped and the next read asks storage.
+//  7. Eviction only drops entries, which never makes the cache disagree
+//     with storage, so it needs no generation bump.
 //
-// A dropped populate, or one dropped because another key of the same shard
-// was written, only costs a later miss.
+// A dropped populate, or a store dropped in case 5, only costs a miss.
+// Storage changes that bypass this process without an InvalidateKey are
+// not seen until the key is written here, invalidated or evicted.
 type metaCache struct {
 	shards [lockStripes]cacheShard // indexed by stripeOf(key), as the locks
 
@@ -73,12 +93,11 @@ type cacheShard struct {
 	entries map[string]*keyMetadata
 }
 
-// Memory bound: at most maxCachedKeys records per mount (shardCapacity per
-// shard). A record is about 150 bytes plus about 100 per retained version
-// and the size of its custom_metadata (at most 64 pairs of 128+512 bytes),
-// so with the default 10 versions and little custom_metadata the cache of a
-// full mount is around 100 MiB at worst. Keys beyond the bound evict an
-// arbitrary key of the same shard.
+// Memory bound: at most maxCachedKeys records per mount, shardCapacity per
+// shard; a key beyond its shard's capacity evicts an arbitrary key of that
+// shard. A record costs about 150 bytes, plus about 85 per retained version
+// and the size of its custom_metadata (at most 64 pairs of 128+512 bytes):
+// a full cache of keys with 10 versions each measured about 61 MiB of heap.
 const (
 	maxCachedKeys = 64 << 10
 	shardCapacity = maxCachedKeys / lockStripes
@@ -110,13 +129,32 @@ func (c *metaCache) populate(key string, token uint64, m *keyMetadata) {
 	sh.insertLocked(key, m.clone())
 }
 
-// store caches a copy of m after it was written to storage.
-func (c *metaCache) store(key string, m *keyMetadata) {
+// token returns the generation of key's shard, which a writer holding
+// key's stripe lock takes before its storage put and passes to store.
+func (c *metaCache) token(key string) uint64 {
+	sh := &c.shards[stripeOf(key)]
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.gen
+}
+
+// store caches a copy of m after it was written to storage, token having
+// been taken before the put. Every writer of the shard holds the same
+// stripe lock as the caller, so only an invalidation or a clear can have
+// moved the generation since: then the put raced a change on another
+// replica, its order against that change is unknown, and store drops key
+// instead (case 5 above).
+func (c *metaCache) store(key string, token uint64, m *keyMetadata) {
 	cp := m.clone()
 	sh := &c.shards[stripeOf(key)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	raced := sh.gen != token
 	sh.gen++
+	if raced {
+		delete(sh.entries, key)
+		return
+	}
 	sh.insertLocked(key, cp)
 }
 
@@ -185,11 +223,26 @@ func (c *metaCache) populateConfig(token uint64, cfg mountConfig) {
 	}
 }
 
-// storeConfig caches cfg after it was written to storage.
-func (c *metaCache) storeConfig(cfg mountConfig) {
+// configToken returns the config's generation, which a writer holding
+// configKey's stripe lock takes before its storage put and passes to
+// storeConfig.
+func (c *metaCache) configToken() uint64 {
 	c.cfgMu.Lock()
 	defer c.cfgMu.Unlock()
+	return c.cfgGen
+}
+
+// storeConfig caches cfg after it was written to storage, or drops the
+// config if an invalidation came in since token was taken (as store).
+func (c *metaCache) storeConfig(token uint64, cfg mountConfig) {
+	c.cfgMu.Lock()
+	defer c.cfgMu.Unlock()
+	raced := c.cfgGen != token
 	c.cfgGen++
+	if raced {
+		c.cfg, c.cfgOK = mountConfig{}, false
+		return
+	}
 	c.cfg, c.cfgOK = cfg, true
 }
 

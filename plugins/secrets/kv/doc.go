@@ -7,14 +7,15 @@
 // # What it owns and what it must never do
 //
 // The package owns the layout of its mount's storage view and nothing else.
-// It must never keep secret data or metadata in memory between requests (the
-// plugin runs outside the kernel, and several kernel replicas may serve one
-// mount): every request reads what it needs from req.Storage. The only
-// process state is a striped set of mutexes that serialises read-modify-write
-// cycles on one key inside this process. It must never put secret material
-// (request data, stored values, custom_metadata values) in an error or a log
-// line; errors name fields and paths only, and corrupt stored records are
-// reported without the decoder's message, which can quote stored bytes.
+// Storage is the only source of truth: the process state is a striped set
+// of mutexes that serialises read-modify-write cycles on one key inside
+// this process and, for KV v2, a cache of decoded metadata and config
+// records (see "Metadata cache" below). It must never keep secret data (the
+// version records, or v1 entries) in memory between requests. It must never
+// put secret material (request data, stored values, custom_metadata values)
+// in an error or a log line; errors name fields and paths only, and corrupt
+// stored records are reported without the decoder's message, which can
+// quote stored bytes.
 //
 // # Storage layout
 //
@@ -53,6 +54,55 @@
 // here is atomic: storage offers no compare-and-swap, so two replicas writing
 // one key at the same instant can both pick the same next version. The
 // striped lock makes this impossible within one process.
+//
+// # Metadata cache
+//
+// A KV v2 read would take two storage callbacks to the host (meta/<path>,
+// then ver/<path>/<n>) and a write a config and a metadata read before its
+// puts; each callback is a cross-process round trip, and decoding the
+// metadata JSON is a large share of the plugin's CPU. So each v2 backend
+// (one per mount) caches the decoded keyMetadata of meta/<path> records and
+// the mount config: a read of a cached key makes one callback, for the
+// version record, and a write reads nothing.
+//
+//   - What it holds: metadata and config records, and the absence of
+//     metadata for keys read and found missing. Never version data.
+//     custom_metadata is in it and is treated like the rest of the
+//     metadata: never logged.
+//   - When it changes: filled on a read miss; replaced by every successful
+//     metadata or config write made through the plugin; dropped on a
+//     metadata delete, on any failed put or delete of the record (it may
+//     have landed), and on invalidation. A storage read error is never
+//     cached. Callers get deep copies, so no handler can change a cached
+//     record.
+//   - Bound: 65,536 keys per mount (256 per lock stripe), evicting an
+//     arbitrary key of the stripe when full: about 64 MiB with the default
+//     10 versions per key, more for keys that keep more versions or much
+//     custom_metadata (cache.go).
+//
+// Single node, the cache is exact: the host resolves every request's
+// storage to the mount's view, every write of a meta/ or config record
+// goes through this process, updates the cache before releasing the key's
+// stripe lock, and a per-stripe generation counter stops a reader that
+// read storage before a write (or an invalidation) from putting its older
+// record back afterwards. cache.go lists the interleavings.
+//
+// Across replicas the cache relies on the host: after a meta/<path> or
+// config record changes by any route other than this process (another
+// replica applying a raft entry, a restore), the host must call
+// InvalidateKey with the storage key once the change is visible to Get.
+// InvalidateKey("meta/<path>") drops that key, "config" drops the config,
+// "ver/..." changes nothing (version records are not cached), and any other
+// key, including other keys under meta/, clears the whole cache. Until the
+// invalidation arrives a read may return the metadata as it was before the
+// change (and so, for example, miss a newer version, or report a version
+// live that another replica destroyed, whose record then reads as not
+// found), and a write of the key from this process may build on it, as
+// replicas writing one key concurrently can do without the cache (see
+// "Write order"). A host that invalidates as it applies each replicated
+// change keeps that window to the replication lag that storage reads on
+// the replica have anyway. A write here that races an invalidation of its
+// key is not cached, since which of the two puts storage kept is unknown.
 //
 // # Semantics chosen where Vault and OpenBao differ or are silent
 //

@@ -178,11 +178,12 @@ func (b *backend) readConfig(ctx context.Context, s logical.Storage) (*mountConf
 
 // writeConfig stores the mount's config. The caller holds configKey's lock.
 func (b *backend) writeConfig(ctx context.Context, s logical.Storage, c *mountConfig) error {
+	token := b.cache.configToken()
 	if err := putJSON(ctx, s, configKey, c); err != nil {
 		b.cache.removeConfig() // the put may have landed
 		return err
 	}
-	b.cache.storeConfig(*c)
+	b.cache.storeConfig(token, *c)
 	return nil
 }
 
@@ -217,11 +218,12 @@ func decodeMeta(ctx context.Context, s logical.Storage, key string) (*keyMetadat
 // writeMeta stores the metadata of key. The caller holds key's lock, and
 // may keep changing m afterwards: the cache takes a copy.
 func (b *backend) writeMeta(ctx context.Context, s logical.Storage, key string, m *keyMetadata) error {
+	token := b.cache.token(key)
 	if err := putJSON(ctx, s, metaKey(key), m); err != nil {
 		b.cache.remove(key) // the put may have landed
 		return err
 	}
-	b.cache.store(key, m)
+	b.cache.store(key, token, m)
 	return nil
 }
 
