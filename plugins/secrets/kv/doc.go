@@ -44,10 +44,14 @@
 //
 // # Write order
 //
-// A v2 write puts the new version record, then the metadata that makes it
-// visible, then deletes the records of versions pruned by max_versions; a
-// crash leaves at worst an unreferenced record that the next write of that
-// version number overwrites or that a metadata delete collects. Destroy and
+// When the host's storage implements logical.BatchStorage (Ward's does), a
+// v2 write commits the new version record, the metadata that makes it
+// visible and the deletion of versions pruned by max_versions in one atomic
+// batch: one durable commit instead of two or three, and no intermediate
+// state. Otherwise it puts the version record, then the metadata, then
+// deletes the pruned records; a crash leaves at worst an unreferenced
+// record that the next write of that version number overwrites or that a
+// metadata delete collects. Destroy and
 // delete remove version records before the metadata that points at them, so
 // secret bytes never outlive a successful destroy; a crash in between leaves
 // metadata whose version reads as not found. Across kernel replicas nothing

@@ -268,7 +268,23 @@ func (b *backend) addVersionLocked(ctx context.Context, s logical.Storage, req *
 		t := now.Add(dva)
 		vm.DeletionTime = &t
 	}
-	if err := putJSON(ctx, s, versionKey(key, n), versionRecord{Data: encoded, CreatedTime: now}); err != nil {
+	rec := versionRecord{Data: encoded, CreatedTime: now}
+	if bs, ok := s.(logical.BatchStorage); ok {
+		// One atomic commit: the version, the metadata that refers to it
+		// and the removal of pruned versions land together or not at all.
+		meta.CurrentVersion = n
+		meta.UpdatedTime = now
+		meta.Versions[n] = vm
+		pruned := pruneVersions(meta, effectiveMaxVersions(config, meta))
+		if err := b.commitVersion(ctx, bs, key, n, rec, meta, pruned); err != nil {
+			return nil, err
+		}
+		return &logical.Response{Data: versionMetadataData(n, vm, meta)}, nil
+	}
+
+	// Without batches: the version first, so metadata never refers to a
+	// missing record.
+	if err := putJSON(ctx, s, versionKey(key, n), rec); err != nil {
 		return nil, err
 	}
 	meta.CurrentVersion = n

@@ -227,6 +227,33 @@ func (b *backend) writeMeta(ctx context.Context, s logical.Storage, key string, 
 	return nil
 }
 
+// commitVersion writes version n's record and key's metadata, and deletes
+// the pruned versions' records, in one atomic batch. The caller holds key's
+// lock. The cache follows the same rules as writeMeta.
+func (b *backend) commitVersion(ctx context.Context, bs logical.BatchStorage, key string, n int,
+	rec versionRecord, meta *keyMetadata, pruned []int) error {
+	ve, err := logical.StorageEntryJSON(versionKey(key, n), rec)
+	if err != nil {
+		return fmt.Errorf("kv: encode record: %w", errCorruptRecord)
+	}
+	me, err := logical.StorageEntryJSON(metaKey(key), meta)
+	if err != nil {
+		return fmt.Errorf("kv: encode record: %w", errCorruptRecord)
+	}
+	ops := make([]logical.StorageOp, 0, 2+len(pruned))
+	ops = append(ops, logical.StorageOp{Key: ve.Key, Value: ve.Value}, logical.StorageOp{Key: me.Key, Value: me.Value})
+	for _, p := range pruned {
+		ops = append(ops, logical.StorageOp{Key: versionKey(key, p), Delete: true})
+	}
+	token := b.cache.token(key)
+	if err := bs.Batch(ctx, ops); err != nil {
+		b.cache.remove(key) // the batch may have landed
+		return fmt.Errorf("kv: storage batch: %w", err)
+	}
+	b.cache.store(key, token, meta)
+	return nil
+}
+
 // deleteMeta deletes the metadata of key. The caller holds key's lock.
 func (b *backend) deleteMeta(ctx context.Context, s logical.Storage, key string) error {
 	err := deleteKey(ctx, s, metaKey(key))
