@@ -9,8 +9,10 @@ import (
 
 type nop struct{}
 
-func (nop) HandleRequest(context.Context, *logical.Request) (*logical.Response, error) { return nil, nil }
-func (nop) SpecialPaths() *logical.Paths                                               { return &logical.Paths{} }
+func (nop) HandleRequest(context.Context, *logical.Request) (*logical.Response, error) {
+	return nil, nil
+}
+func (nop) SpecialPaths() *logical.Paths { return &logical.Paths{} }
 
 func TestLongestPrefix(t *testing.T) {
 	r := New()
