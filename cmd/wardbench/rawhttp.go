@@ -109,4 +109,3 @@ func (r *rawConn) skipChunks() error {
 func hasPrefixFold(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
 }
-
