@@ -36,7 +36,14 @@ type Client struct {
 	backend pb.BackendClient
 	resolve StorageResolver
 	ch      *channel
+	// inflight bounds the storage calls one plugin process can have running
+	// on the host; past it the channel's read loop waits, which pushes back
+	// on that plugin alone.
+	inflight chan struct{}
 }
+
+// maxInflightStorage bounds a plugin's concurrent storage calls on the host.
+const maxInflightStorage = 256
 
 // Connect dispenses the backend from a started go-plugin client and opens
 // the data channel. resolve confines the plugin's storage calls.
@@ -53,7 +60,7 @@ func Connect(ctx context.Context, c *goplugin.Client, resolve StorageResolver) (
 	if !ok {
 		return nil, fmt.Errorf("plugin dispensed %T, not a Ward backend", raw)
 	}
-	cl := &Client{backend: backend, resolve: resolve}
+	cl := &Client{backend: backend, resolve: resolve, inflight: make(chan struct{}, maxInflightStorage)}
 	info, err := backend.OpenChannel(ctx, &pb.Empty{})
 	if err != nil {
 		return nil, transportErr(fmt.Errorf("open data channel: %w", err))
@@ -182,7 +189,13 @@ func (c *Client) handleFrame(f *pb.Frame) {
 	if call == nil {
 		return
 	}
+	select {
+	case c.inflight <- struct{}{}:
+	case <-c.ch.done:
+		return
+	}
 	go func() {
+		defer func() { <-c.inflight }()
 		res := c.storage(call)
 		if err := c.ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_StorageResult{StorageResult: res}}); err != nil {
 			c.ch.fail(err)
