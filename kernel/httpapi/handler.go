@@ -262,11 +262,6 @@ func (s *server) respondLogical(w http.ResponseWriter, req *kernel.Request, op l
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	if resp.Redirect != "" {
-		w.Header().Set("Location", resp.Redirect)
-		w.WriteHeader(http.StatusTemporaryRedirect)
-		return
-	}
 	status := http.StatusOK
 	if resp.StatusCode != 0 {
 		status = resp.StatusCode

@@ -63,9 +63,15 @@ type Runner struct {
 	hclog  hclog.Logger
 	logger *slog.Logger
 
-	mu    sync.Mutex // protects procs
-	procs map[string]*process
+	mu     sync.Mutex // protects procs and closed
+	procs  map[string]*process
+	closed bool // after Shutdown nothing starts again
 }
+
+// setupTimeout bounds starting a process and setting its mounts up. Those
+// run detached from the request that triggered them: one client giving up
+// must not leave the plugin's other mounts broken.
+const setupTimeout = 30 * time.Second
 
 // NewRunner returns a Runner; no process starts until a mount needs one.
 func NewRunner(cfg RunnerConfig) *Runner {
@@ -111,28 +117,37 @@ func (r *Runner) Mount(ctx context.Context, spec MountSpec) (*Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	p := r.procs[entry.key()]
-	if p == nil {
-		p = &process{r: r, entry: *entry, mounts: map[string]*Handle{}, views: map[string]logical.Storage{}}
-		r.procs[entry.key()] = p
-	}
-	r.mu.Unlock()
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("%w: the plugin runner is shut down", ErrUnavailable)
+		}
+		p := r.procs[entry.key()]
+		if p == nil {
+			p = &process{r: r, entry: *entry, mounts: map[string]*Handle{}, views: map[string]logical.Storage{}}
+			r.procs[entry.key()] = p
+		}
+		r.mu.Unlock()
 
-	h := &Handle{p: p, spec: spec}
-	if err := p.add(ctx, h); err != nil {
-		r.dropIfIdle(p)
-		return nil, err
+		h := &Handle{p: p, spec: spec}
+		err := p.add(ctx, h)
+		if errors.Is(err, errProcessStopped) {
+			continue // it was dropped meanwhile: take a fresh one
+		}
+		if err != nil {
+			r.dropIfIdle(p)
+			return nil, err
+		}
+		return h, nil
 	}
-	return h, nil
 }
 
 func (r *Runner) dropIfIdle(p *process) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if p.idle() && r.procs[p.entry.key()] == p {
+	if r.procs[p.entry.key()] == p && p.stopIfIdle() {
 		delete(r.procs, p.entry.key())
-		p.stop()
 	}
 }
 
@@ -156,6 +171,7 @@ func (r *Runner) Shutdown() {
 	r.mu.Lock()
 	procs := r.procs
 	r.procs = map[string]*process{}
+	r.closed = true
 	r.mu.Unlock()
 	for _, p := range procs {
 		p.stop()
@@ -208,6 +224,7 @@ type process struct {
 	failures int // consecutive quick crashes or failed starts
 	lastTry  time.Time
 	restarts int
+	stopped  bool // stopped for good: never started again
 
 	viewsMu sync.RWMutex // protects views; never held across RPCs
 	views   map[string]logical.Storage
@@ -220,10 +237,22 @@ func (p *process) resolve(mountID string) (logical.Storage, bool) {
 	return s, ok
 }
 
-func (p *process) idle() bool {
+// errProcessStopped: the process was stopped for good (its last mount
+// left, or the runner shut down).
+var errProcessStopped = fmt.Errorf("%w: plugin process stopped", ErrUnavailable)
+
+// stopIfIdle stops the process for good if it serves no mount.
+func (p *process) stopIfIdle() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.mounts) == 0
+	if len(p.mounts) > 0 {
+		return false
+	}
+	p.stopped = true
+	if c := p.cur.Swap(nil); c != nil {
+		c.stop()
+	}
+	return true
 }
 
 func (p *process) info() (Info, bool) {
@@ -244,6 +273,11 @@ func (p *process) info() (Info, bool) {
 func (p *process) add(ctx context.Context, h *Handle) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stopped {
+		return errProcessStopped
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
+	defer cancel()
 	p.viewsMu.Lock()
 	p.views[h.spec.ID] = h.spec.Storage
 	p.viewsMu.Unlock()
@@ -283,6 +317,8 @@ func (p *process) live(ctx context.Context) (*conn, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
+	defer cancel()
 	return p.liveLocked(ctx)
 }
 
@@ -295,6 +331,9 @@ func backoff(failures int) time.Duration {
 }
 
 func (p *process) liveLocked(ctx context.Context) (*conn, error) {
+	if p.stopped {
+		return nil, errProcessStopped
+	}
 	if c := p.cur.Load(); c != nil {
 		if c.alive() {
 			return c, nil
@@ -426,6 +465,8 @@ func fileSHA256(path string) ([]byte, error) {
 func (p *process) reload(ctx context.Context, e Entry) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
+	defer cancel()
 	p.entry = e
 	if c := p.cur.Swap(nil); c != nil {
 		c.stop()
@@ -436,6 +477,9 @@ func (p *process) reload(ctx context.Context, e Entry) error {
 }
 
 func (p *process) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
 	if c := p.cur.Swap(nil); c != nil {
 		c.stop()
 	}
@@ -464,6 +508,18 @@ func (h *Handle) setup(ctx context.Context, c *conn) error {
 	return nil
 }
 
+// retrySetup sets the mount up again on c after an earlier failure.
+func (h *Handle) retrySetup(ctx context.Context, c *conn) error {
+	h.p.mu.Lock()
+	defer h.p.mu.Unlock()
+	if _, failed := c.setupErr.Load(h.spec.ID); !failed {
+		return nil // another request fixed it meanwhile
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
+	defer cancel()
+	return h.setup(ctx, c)
+}
+
 // SpecialPaths returns the paths the plugin declared at setup.
 func (h *Handle) SpecialPaths() *logical.Paths {
 	h.mu.RLock()
@@ -489,10 +545,17 @@ func (h *Handle) Schema() *logical.Schema {
 func (h *Handle) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	c, err := h.p.live(ctx)
 	if err != nil {
+		// A start that fails while serving data (bad digest after a binary
+		// swap, wrong protocol...) is the plugin being unavailable: 502.
+		if !errors.Is(err, ErrUnavailable) {
+			err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
 		return nil, err
 	}
-	if v, failed := c.setupErr.Load(h.spec.ID); failed {
-		return nil, fmt.Errorf("%w: mount %s failed to set up: %v", ErrUnavailable, h.spec.Path, v)
+	if _, failed := c.setupErr.Load(h.spec.ID); failed {
+		if err := h.retrySetup(ctx, c); err != nil {
+			return nil, fmt.Errorf("%w: mount %s failed to set up: %v", ErrUnavailable, h.spec.Path, err)
+		}
 	}
 	resp, err := c.rpc.HandleRequest(ctx, h.spec.ID, req)
 	if errors.Is(err, sdkplugin.ErrTransport) {

@@ -322,3 +322,72 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
+
+func TestNothingRestartsAfterShutdownOrLastUnmount(t *testing.T) {
+	r, _ := testRunner(t, "")
+	h := mountEcho(t, r, "s", logical.NewInmemStorage())
+	info, _ := r.ProcessInfo("secret", "echo")
+	r.Shutdown()
+	if _, err := do(h, logical.ReadOperation, "pid", nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("request after Shutdown: %v", err)
+	}
+	if _, ok := r.ProcessInfo("secret", "echo"); ok {
+		t.Fatal("a process is known after Shutdown")
+	}
+	if err := syscall.Kill(info.Pid, 0); err == nil {
+		waitGone(t, info.Pid)
+	}
+	if _, err := r.Mount(context.Background(), MountSpec{ID: "n", Path: "n/", PluginType: "secret", PluginName: "echo", Storage: logical.NewInmemStorage()}); err == nil {
+		t.Fatal("Mount after Shutdown started a process")
+	}
+
+	r2, _ := testRunner(t, "")
+	h2 := mountEcho(t, r2, "last", logical.NewInmemStorage())
+	h2.Close(context.Background())
+	if _, err := do(h2, logical.ReadOperation, "pid", nil); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("request on a closed handle: %v", err)
+	}
+	if _, ok := r2.ProcessInfo("secret", "echo"); ok {
+		t.Fatal("a closed handle revived its process")
+	}
+	// A new mount after the last one left gets a fresh process.
+	h3 := mountEcho(t, r2, "again", logical.NewInmemStorage())
+	if _, err := do(h3, logical.ReadOperation, "pid", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d still alive after Shutdown", pid)
+}
+
+// TestRestartIsNotBoundToTheTriggeringRequest: a request with a tiny
+// deadline triggers the restart; the other mounts must still come back.
+func TestRestartIsNotBoundToTheTriggeringRequest(t *testing.T) {
+	r, _ := testRunner(t, "")
+	var hs []*Handle
+	for i := 0; i < 20; i++ {
+		hs = append(hs, mountEcho(t, r, string(rune('a'+i)), logical.NewInmemStorage()))
+	}
+	info, _ := r.ProcessInfo("secret", "echo")
+	if err := syscall.Kill(info.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitExited(t, hs[0])
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_, _ = hs[0].HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "pid"})
+	for i, h := range hs {
+		if _, err := do(h, logical.ReadOperation, "pid", nil); err != nil {
+			t.Fatalf("mount %d after a restart triggered by an impatient client: %v", i, err)
+		}
+	}
+}

@@ -58,7 +58,6 @@ type Response struct {
 	Secret   *Secret
 	Auth     *Auth
 	Warnings []string
-	Redirect string
 
 	// StatusCode, when non-zero, overrides the HTTP status while keeping the
 	// body (KV v2 answers 404 with metadata for a deleted version, as Vault does).

@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -30,6 +31,8 @@ type channel struct {
 	conn    net.Conn
 	handler func(*pb.Frame)
 	nextID  atomic.Uint64
+	// writeTimeout is set at creation (tests shorten it).
+	writeTimeout time.Duration
 
 	wmu     sync.Mutex // protects the fields below: the write side
 	wbuf    []byte     // frames waiting to be written
@@ -43,26 +46,49 @@ type channel struct {
 }
 
 func newChannel(conn net.Conn, handler func(*pb.Frame)) *channel {
-	return &channel{conn: conn, handler: handler, pending: map[uint64]chan *pb.Frame{}, done: make(chan struct{})}
+	return &channel{conn: conn, handler: handler, writeTimeout: defaultWriteTimeout,
+		pending: map[uint64]chan *pb.Frame{}, done: make(chan struct{})}
 }
+
+// errFrameTooLarge is a local error: the frame is refused and the channel
+// stays up, so one oversized request cannot disturb other mounts.
+var errFrameTooLarge = errors.New("message too large for the plugin channel")
+
+const (
+	// maxQueuedBytes bounds frames waiting to be written. A peer that
+	// stops reading fills it, and the channel fails instead of the host
+	// running out of memory.
+	maxQueuedBytes = 2 * maxFrameSize
+)
+
+// defaultWriteTimeout bounds one write: a peer that does not drain its
+// socket for this long is broken.
+const defaultWriteTimeout = 10 * time.Second
 
 // send queues one frame and makes sure it is written. Under load, frames
 // from concurrent senders are coalesced: the sender that finds no write in
 // progress writes everything queued, in one syscall per round, while the
-// others return at once. A write error fails the channel, which every
-// waiting call observes.
+// others return at once. A write error or timeout fails the channel, which
+// every waiting call observes; an oversized or unencodable frame fails only
+// this send.
 func (c *channel) send(f *pb.Frame) error {
 	size := proto.Size(f)
 	if size > maxFrameSize {
-		return fmt.Errorf("frame of %d bytes exceeds the %d-byte limit", size, maxFrameSize)
+		return errFrameTooLarge
 	}
 	buf := make([]byte, 4, 4+size)
 	binary.BigEndian.PutUint32(buf, uint32(size))
 	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, f)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode frame: %w", err)
 	}
 	c.wmu.Lock()
+	if len(c.wbuf)+len(buf) > maxQueuedBytes {
+		c.wmu.Unlock()
+		err := errors.New("peer is not reading: write queue full")
+		c.fail(err)
+		return err
+	}
 	c.wbuf = append(c.wbuf, buf...)
 	if c.writing {
 		c.wmu.Unlock()
@@ -73,6 +99,7 @@ func (c *channel) send(f *pb.Frame) error {
 		out := c.wbuf
 		c.wbuf = c.spare[:0]
 		c.wmu.Unlock()
+		_ = c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		_, err = c.conn.Write(out)
 		c.wmu.Lock()
 		c.spare = out
@@ -81,6 +108,7 @@ func (c *channel) send(f *pb.Frame) error {
 		}
 	}
 	c.writing = false
+	c.wbuf = c.wbuf[:0]
 	c.wmu.Unlock()
 	if err != nil {
 		c.fail(err)
@@ -107,7 +135,6 @@ func (c *channel) call(ctx context.Context, f *pb.Frame) (*pb.Frame, error) {
 		c.mu.Unlock()
 	}()
 	if err := c.send(f); err != nil {
-		c.fail(err)
 		return nil, err
 	}
 	select {
@@ -173,11 +200,18 @@ func (c *channel) readLoop(br *bufio.Reader) {
 		}
 		switch f.Body.(type) {
 		case *pb.Frame_Reply, *pb.Frame_StorageResult:
+			// Each call takes exactly one answer: the entry goes with the
+			// first, and a duplicate or unknown id is dropped, never
+			// blocking this loop.
 			c.mu.Lock()
 			ch := c.pending[f.Id]
+			delete(c.pending, f.Id)
 			c.mu.Unlock()
 			if ch != nil {
-				ch <- f
+				select {
+				case ch <- f:
+				default:
+				}
 			}
 		default:
 			c.handler(f)

@@ -31,7 +31,7 @@ func TestChannelCallsMatchAnswersUnderConcurrency(t *testing.T) {
 		go func() {
 			time.Sleep(time.Duration(len(f.GetRequest().Request.Path)%3) * time.Millisecond)
 			b.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_Reply{Reply: &pb.HandleRequestReply{
-				Response: &pb.Response{Redirect: f.GetRequest().Request.Path}}}})
+				Response: &pb.Response{Warnings: []string{f.GetRequest().Request.Path}}}}})
 		}()
 	})
 	var wg sync.WaitGroup
@@ -41,7 +41,7 @@ func TestChannelCallsMatchAnswersUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			path := string(rune('a'+i%26)) + string(rune('a'+i/26))
 			ans, err := a.call(context.Background(), &pb.Frame{Body: &pb.Frame_Request{Request: &pb.HandleRequestArgs{Request: &pb.Request{Path: path}}}})
-			if err != nil || ans.GetReply().Response.Redirect != path {
+			if err != nil || ans.GetReply().Response.Warnings[0] != path {
 				t.Errorf("call %s: got %v %v", path, ans, err)
 			}
 		}(i)
@@ -121,5 +121,58 @@ func TestStorageCallsOnlyReachOwnMounts(t *testing.T) {
 	res = c.storage(&pb.StorageCall{MountId: "mine", Op: pb.StorageCall_OP_UNSPECIFIED})
 	if res.Error == nil {
 		t.Fatal("unknown op accepted")
+	}
+}
+
+func TestDuplicateAnswersDoNotWedgeTheReadLoop(t *testing.T) {
+	var b *channel
+	a, b := pipeChannels(t, nil, func(f *pb.Frame) {
+		go func() {
+			for i := 0; i < 5; i++ { // a hostile peer answers five times
+				b.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_Reply{Reply: &pb.HandleRequestReply{NilResponse: true}}})
+			}
+		}()
+	})
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := a.call(ctx, &pb.Frame{Body: &pb.Frame_Request{Request: &pb.HandleRequestArgs{}}})
+		cancel()
+		if err != nil {
+			t.Fatalf("call %d after duplicate answers: %v", i, err)
+		}
+	}
+}
+
+func TestOversizedSendFailsOnlyThatCall(t *testing.T) {
+	a, b := pipeChannels(t, nil, func(f *pb.Frame) {})
+	big := &pb.Frame{Body: &pb.Frame_Request{Request: &pb.HandleRequestArgs{Request: &pb.Request{DataJson: make([]byte, maxFrameSize+1)}}}}
+	if _, err := a.call(context.Background(), big); !errors.Is(err, errFrameTooLarge) {
+		t.Fatalf("want errFrameTooLarge, got %v", err)
+	}
+	if a.closed() || b.closed() {
+		t.Fatal("an oversized frame closed the channel")
+	}
+}
+
+func TestStalledPeerFailsTheChannelNotTheHost(t *testing.T) {
+	ca, cb := net.Pipe() // cb is never read: the peer stalls
+	a := newChannel(ca, func(*pb.Frame) {})
+	a.writeTimeout = 200 * time.Millisecond
+	defer cb.Close()
+	payload := &pb.Frame{Body: &pb.Frame_Request{Request: &pb.HandleRequestArgs{Request: &pb.Request{DataJson: make([]byte, 8<<20)}}}}
+	var failed bool
+	for i := 0; i < 40 && !failed; i++ { // 320 MiB offered, more than the queue bound
+		if err := a.send(payload); err != nil {
+			failed = true
+		}
+	}
+	if !failed && !a.closed() {
+		t.Fatal("the write queue grew without bound behind a stalled peer")
+	}
+	a.wmu.Lock()
+	queued := len(a.wbuf)
+	a.wmu.Unlock()
+	if queued > maxQueuedBytes {
+		t.Fatalf("queued %d bytes, bound is %d", queued, maxQueuedBytes)
 	}
 }

@@ -141,6 +141,9 @@ func (c *Client) HandleRequest(ctx context.Context, mountID string, req *logical
 	f := &pb.Frame{Body: &pb.Frame_Request{Request: args}}
 	ans, err := c.ch.call(ctx, f)
 	if err != nil {
+		if errors.Is(err, errFrameTooLarge) {
+			return nil, logical.InvalidRequest("request too large for the plugin")
+		}
 		if ctx.Err() != nil {
 			_ = c.ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_Cancel{Cancel: &pb.Cancel{}}})
 			return nil, ctx.Err()
@@ -197,7 +200,13 @@ func (c *Client) handleFrame(f *pb.Frame) {
 	go func() {
 		defer func() { <-c.inflight }()
 		res := c.storage(call)
-		if err := c.ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_StorageResult{StorageResult: res}}); err != nil {
+		err := c.ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_StorageResult{StorageResult: res}})
+		if errors.Is(err, errFrameTooLarge) {
+			// Answer this call with an error; the channel stays up.
+			res = &pb.StorageResult{Error: errorToProto(logical.InvalidRequest("storage result too large for the plugin channel"))}
+			err = c.ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_StorageResult{StorageResult: res}})
+		}
+		if err != nil {
 			c.ch.fail(err)
 		}
 	}()

