@@ -117,10 +117,15 @@ type unsealedState struct {
 	runner    *plugin.Runner
 	handlesMu sync.Mutex                // protects handles
 	handles   map[string]*plugin.Handle // mount path -> handle
-	system    logical.Backend
-	cluster   clusterInfo
-	stop      context.CancelFunc
-	bg        sync.WaitGroup
+
+	// opMu serialises the operations that change mounts or plugins, and
+	// Seal takes it so none is half-done when the state goes away.
+	opMu    sync.Mutex
+	closed  bool // set by Seal under opMu: operations must not commit
+	system  logical.Backend
+	cluster clusterInfo
+	stop    context.CancelFunc
+	bg      sync.WaitGroup
 }
 
 type clusterInfo struct {
@@ -189,6 +194,13 @@ func (c *Core) Initialize(ctx context.Context, p InitParams) (*InitResult, error
 	if err != nil {
 		return nil, err
 	}
+	// Init leaves the server sealed, as Vault does, and whatever fails
+	// from here on must not leave the barrier open: a half-initialized
+	// server would otherwise unseal with any share.
+	defer func() {
+		c.barrier.Seal()
+		c.seal.ResetUnseal()
+	}()
 	for i := 0; i < p.SecretThreshold; i++ {
 		if _, err := c.seal.Unseal(ctx, shares[i]); err != nil {
 			return nil, fmt.Errorf("unseal after init: %w", err)
@@ -216,8 +228,6 @@ func (c *Core) Initialize(ctx context.Context, p InitParams) (*InitResult, error
 	if err != nil {
 		return nil, fmt.Errorf("create root token: %w", err)
 	}
-	c.barrier.Seal()
-	c.seal.ResetUnseal()
 	c.logger.Info("server initialized", "shares", p.SecretShares, "threshold", p.SecretThreshold)
 	return &InitResult{Keys: shares, RootToken: root.ID}, nil
 }
@@ -275,6 +285,12 @@ func (c *Core) Unseal(ctx context.Context, share []byte) (*SealStatus, error) {
 	} else if !ok {
 		return nil, ErrNotInitialized
 	}
+	if !c.barrier.Sealed() {
+		// The core is sealed but the barrier open: only a failed
+		// transition leaves this. Close it rather than trust it.
+		c.barrier.Seal()
+		c.seal.ResetUnseal()
+	}
 	if _, err := c.seal.Unseal(ctx, share); err != nil {
 		return nil, err
 	}
@@ -291,16 +307,6 @@ func (c *Core) Unseal(ctx context.Context, share []byte) (*SealStatus, error) {
 func (c *Core) ResetUnseal(ctx context.Context) (*SealStatus, error) {
 	c.seal.ResetUnseal()
 	return c.SealStatus(ctx)
-}
-
-// UnsealWithKey unseals with the whole unseal key (dev servers).
-func (c *Core) UnsealWithKey(ctx context.Context, key []byte) error {
-	c.initMu.Lock()
-	defer c.initMu.Unlock()
-	if err := c.seal.UnsealWithKey(ctx, key); err != nil {
-		return err
-	}
-	return c.postUnseal(ctx)
 }
 
 // postUnseal loads the kernel's state from the opened barrier.
@@ -399,9 +405,15 @@ func (c *Core) Seal(ctx context.Context) error {
 	if u == nil {
 		return nil
 	}
+	// Wait for a mount or plugin operation in progress, and forbid any
+	// from committing afterwards.
+	u.opMu.Lock()
+	u.closed = true
+	u.opMu.Unlock()
 	u.stop()
 	u.bg.Wait()
 	u.runner.Shutdown()
+	u.tokens.Close()
 	c.barrier.Seal()
 	c.seal.ResetUnseal()
 	c.cfg.Metrics.SetSealed(true)

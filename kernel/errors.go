@@ -18,7 +18,8 @@ func errorStatus(err error) int {
 	case errors.Is(err, ErrSealed), errors.Is(err, barrier.ErrSealed):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrNotInitialized), errors.Is(err, ErrAlreadyInitialized),
-		errors.Is(err, seal.ErrBadShares), errors.Is(err, seal.ErrInvalidConfig):
+		errors.Is(err, seal.ErrBadShares), errors.Is(err, seal.ErrInvalidConfig),
+		errors.Is(err, seal.ErrInvalidShare), errors.Is(err, seal.ErrDuplicateShare):
 		return http.StatusBadRequest
 	case errors.Is(err, plugin.ErrUnavailable):
 		return http.StatusBadGateway
@@ -37,7 +38,10 @@ func errorStatus(err error) int {
 		case logical.CodeUnsupportedOperation:
 			return http.StatusMethodNotAllowed
 		case logical.CodeUnavailable:
-			return http.StatusServiceUnavailable
+			// Sealed storage was matched above (503); any other
+			// unavailability comes from a plugin: 502, so clients do
+			// not read it as "sealed".
+			return http.StatusBadGateway
 		}
 	}
 	return http.StatusInternalServerError

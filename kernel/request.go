@@ -2,11 +2,13 @@ package kernel
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/wardproject/ward/kernel/plugin"
 	"github.com/wardproject/ward/kernel/policy"
 	"github.com/wardproject/ward/kernel/router"
 	"github.com/wardproject/ward/kernel/token"
@@ -42,6 +44,9 @@ func (c *Core) HandleRequest(ctx context.Context, r *Request) (*Response, error)
 	if err != nil || resp == nil {
 		return nil, err
 	}
+	if sc := resp.StatusCode; sc != 0 && (sc < 200 || sc > 599) {
+		return nil, fmt.Errorf("%w: backend answered with invalid HTTP status %d", plugin.ErrUnavailable, sc)
+	}
 	out := &Response{Response: resp}
 	// The token backend (in-kernel) returns the envelope auth block under
 	// data.auth; lift it where clients expect it.
@@ -56,7 +61,7 @@ func (c *Core) handle(ctx context.Context, r *Request) (resp *logical.Response, 
 	start := time.Now()
 	mountLabel := "none"
 	defer func() {
-		c.cfg.Metrics.ObserveRequest(mountLabel, string(r.Operation), StatusCode(resp, err), time.Since(start))
+		c.cfg.Metrics.ObserveRequest(mountLabel, string(r.Operation), StatusCode(r.Operation, resp, err), time.Since(start))
 	}()
 
 	u, err := c.state()
@@ -122,9 +127,10 @@ func (c *Core) handle(ctx context.Context, r *Request) (resp *logical.Response, 
 }
 
 // StatusCode is the HTTP status of a kernel result, following Vault:
-// typed errors map by code; nil responses are 204 for writes, 404 for reads.
-// It is here (not in httpapi) so metrics and the HTTP layer agree.
-func StatusCode(resp *logical.Response, err error) int {
+// typed errors map by code; empty results are 404 for reads and lists and
+// 204 for writes. It is here (not in httpapi) so metrics and the HTTP
+// layer agree.
+func StatusCode(op logical.Operation, resp *logical.Response, err error) int {
 	if err != nil {
 		return errorStatus(err)
 	}
@@ -132,6 +138,9 @@ func StatusCode(resp *logical.Response, err error) int {
 		return resp.StatusCode
 	}
 	if resp == nil || (resp.Data == nil && resp.Auth == nil && resp.Secret == nil && len(resp.Warnings) == 0) {
+		if op == logical.ReadOperation || op == logical.ListOperation {
+			return 404
+		}
 		return 204
 	}
 	return 200

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wardproject/ward/kernel/mount"
 	"github.com/wardproject/ward/kernel/plugin"
+	"github.com/wardproject/ward/kernel/policy"
 	"github.com/wardproject/ward/kernel/token"
 	"github.com/wardproject/ward/sdk/framework"
 	"github.com/wardproject/ward/sdk/logical"
@@ -211,7 +212,23 @@ func ttlField(m map[string]any, key string) (int, error) {
 	return d.Get(key).(int), nil
 }
 
+// begin starts an operation that changes mounts or plugins: one at a time,
+// and never after Seal took the state down. Call the returned func when done.
+func (s *system) begin() (func(), error) {
+	s.u.opMu.Lock()
+	if s.u.closed {
+		s.u.opMu.Unlock()
+		return nil, ErrSealed
+	}
+	return s.u.opMu.Unlock, nil
+}
+
 func (s *system) enableMount(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	done, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	p, err := s.mountPath(d)
 	if err != nil {
 		return nil, err
@@ -273,6 +290,11 @@ func (s *system) enableMount(ctx context.Context, req *logical.Request, d *frame
 }
 
 func (s *system) disableMount(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	done, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	p, err := s.mountPath(d)
 	if err != nil {
 		return nil, err
@@ -285,16 +307,22 @@ func (s *system) disableMount(ctx context.Context, req *logical.Request, d *fram
 	if h := s.u.takeHandle(p); h != nil {
 		h.Close(ctx)
 	}
-	// The mount's data goes with it, as in Vault.
+	// The mount's data goes with it, as in Vault, in atomic batches.
 	view := s.core.barrier.View(e.StoragePrefix())
 	keys, err := logical.CollectKeys(ctx, view, "")
 	if err != nil {
 		return nil, fmt.Errorf("clear mount data: %w", err)
 	}
-	for _, k := range keys {
-		if err := view.Delete(ctx, k); err != nil {
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		ops := make([]logical.StorageOp, n)
+		for i, k := range keys[:n] {
+			ops[i] = logical.StorageOp{Key: k, Delete: true}
+		}
+		if err := view.Batch(ctx, ops); err != nil {
 			return nil, fmt.Errorf("clear mount data: %w", err)
 		}
+		keys = keys[n:]
 	}
 	s.core.logger.Info("secret engine disabled", "path", p, "type", e.Type)
 	return nil, nil
@@ -325,6 +353,11 @@ func (s *system) readTune(ctx context.Context, req *logical.Request, d *framewor
 }
 
 func (s *system) tune(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	done, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	p, err := s.mountPath(d)
 	if err != nil {
 		return nil, err
@@ -347,9 +380,13 @@ func (s *system) tune(ctx context.Context, req *logical.Request, d *framework.Fi
 		}
 		if v, ok := d.GetOk("options"); ok {
 			for k, val := range v.(map[string]string) {
-				if k == "version" && val != e.Options["version"] {
+				if val == e.Options[k] {
+					continue // unchanged: what clients resend
+				}
+				if k == "version" {
 					return logical.InvalidRequest("changing the KV version of an existing mount is not supported")
 				}
+				return logical.InvalidRequest("option %q cannot be changed by tuning", k)
 			}
 		}
 		return nil
@@ -410,6 +447,11 @@ func (s *system) readPlugin(ctx context.Context, req *logical.Request, d *framew
 }
 
 func (s *system) registerPlugin(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	done, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	e := plugin.Entry{
 		Name: d.Get("name").(string), Type: d.Get("type").(string), Version: d.Get("version").(string),
 		Command: d.Get("command").(string), Args: d.Get("args").([]string), Env: d.Get("env").([]string),
@@ -423,6 +465,11 @@ func (s *system) registerPlugin(ctx context.Context, req *logical.Request, d *fr
 }
 
 func (s *system) deregisterPlugin(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	done, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	typ, name := d.Get("type").(string), d.Get("name").(string)
 	for _, m := range s.u.mounts.Entries() {
 		if !m.Builtin && m.Type == name && typ == string(logical.TypeSecret) {
@@ -433,6 +480,11 @@ func (s *system) deregisterPlugin(ctx context.Context, req *logical.Request, d *
 }
 
 func (s *system) reload(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	done, err := s.begin()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	name := d.Get("plugin").(string)
 	mounts := d.Get("mounts").([]string)
 	if (name == "") == (len(mounts) == 0) {
@@ -472,7 +524,7 @@ func (s *system) uiMount(ctx context.Context, req *logical.Request, d *framework
 		return nil, logical.ErrPermissionDenied
 	}
 	e := s.u.mounts.Get(route.Prefix)
-	if e == nil {
+	if e == nil || !visible(ctx, e.Path) {
 		return nil, logical.ErrPermissionDenied
 	}
 	v := mountView(e)
@@ -483,9 +535,23 @@ func (s *system) uiMount(ctx context.Context, req *logical.Request, d *framework
 func (s *system) uiMounts(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	secret := map[string]any{}
 	for _, e := range s.u.mounts.Entries() {
-		secret[e.Path] = mountView(e)
+		if visible(ctx, e.Path) {
+			secret[e.Path] = mountView(e)
+		}
 	}
 	return &logical.Response{Data: map[string]any{"secret": secret, "auth": map[string]any{}}}, nil
+}
+
+// visible reports whether the calling token may learn about a mount: it
+// must hold some capability at or below the mount's path, as in Vault.
+// With today's ACL (root, or Vault's default policy, which grants nothing
+// under any secret mount) that is exactly the root token.
+func visible(ctx context.Context, mountPath string) bool {
+	te, ok := token.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	return policy.New(te.Policies).IsRoot()
 }
 
 func (s *system) seal(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

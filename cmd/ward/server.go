@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wardproject/ward/kernel"
 	"github.com/wardproject/ward/kernel/config"
 	"github.com/wardproject/ward/kernel/httpapi"
@@ -102,6 +104,7 @@ func (c *serverCommand) Run(args []string) int {
 	}
 
 	setGCPercent()
+	hardenProcess()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := runServer(ctx, cfg, dev, devRootToken); err != nil {
@@ -109,6 +112,16 @@ func (c *serverCommand) Run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// hardenProcess makes the server non-dumpable: no core dumps of its
+// memory (which holds the barrier keys), and processes of the same user
+// (plugins included) can no longer read /proc/<pid>/environ or mem, nor
+// ptrace it.
+func hardenProcess() {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		fmt.Fprintf(stderr, "Warning: could not make the process non-dumpable: %v\n", err)
+	}
 }
 
 // setGCPercent trades memory for CPU unless the operator set GOGC: the
@@ -224,6 +237,7 @@ func (s *server) listen(l config.Listener) error {
 		Handler: httpapi.New(s.core, httpapi.Options{Logger: s.logger, MaxRequestSize: l.MaxRequestSize,
 			UnauthenticatedMetrics: l.UnauthenticatedMetricsAccess}),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second, // Vault's http_read_timeout default
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}

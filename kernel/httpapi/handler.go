@@ -131,7 +131,7 @@ func statusOf(err error) int {
 	if errors.Is(err, errTooLarge) {
 		return http.StatusRequestEntityTooLarge
 	}
-	return kernel.StatusCode(nil, err)
+	return kernel.StatusCode("", nil, err)
 }
 
 // clientToken reads X-Vault-Token, or a bearer token.
@@ -244,7 +244,8 @@ func (s *server) handleLogical(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.core.HandleRequest(r.Context(), req)
 	if err != nil {
 		status := statusOf(err)
-		if status >= 500 && status != http.StatusServiceUnavailable {
+		// A client that went away is not a server error worth a log line.
+		if status >= 500 && status != http.StatusServiceUnavailable && r.Context().Err() == nil {
 			s.opts.Logger.Error("request failed", "path", mountOnly(path), "operation", op, "status", status, "error", err)
 		}
 		respondError(w, status, err)

@@ -149,6 +149,8 @@ func TestHealthCodes(t *testing.T) {
 		{"?activecode=299", 299},
 		{"?standbyok=true&perfstandbyok=true&drsecondarycode=299&haunhealhty=299", 200},
 		{"?activecode=abc", 400},
+		{"?activecode=1", 400},
+		{"?sealedcode=600", 400},
 	}
 	for _, tc := range cases {
 		if r := call(t, srv, "GET", "/v1/sys/health"+tc.query, "", ""); r.status != tc.want {

@@ -144,7 +144,7 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 			return def, nil
 		}
 		c, err := strconv.Atoi(v)
-		if err != nil || c < 1 || c > 999 {
+		if err != nil || c < 100 || c > 599 {
 			return 0, errors.New("bad code for " + name)
 		}
 		return c, nil

@@ -124,13 +124,17 @@ func (t *Table) AddBuiltin(e *Entry) {
 
 // CheckPath reports whether a new mount may use path.
 func (t *Table) CheckPath(path string) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.checkPathLocked(path)
+}
+
+func (t *Table) checkPathLocked(path string) error {
 	for _, r := range reserved {
 		if strings.HasPrefix(path, r) {
 			return logical.InvalidRequest("cannot mount at %q: %q is reserved", path, r)
 		}
 	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
 	for p := range t.entries {
 		if strings.HasPrefix(path, p) || strings.HasPrefix(p, path) {
 			return logical.InvalidRequest("path is already in use at %s", p)
@@ -141,11 +145,12 @@ func (t *Table) CheckPath(path string) error {
 
 // Add persists a new mount.
 func (t *Table) Add(ctx context.Context, e *Entry) error {
-	if err := t.CheckPath(e.Path); err != nil {
-		return err
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// Checked under the write lock: two concurrent adds cannot both pass.
+	if err := t.checkPathLocked(e.Path); err != nil {
+		return err
+	}
 	next := t.copyLocked()
 	next[e.Path] = e
 	if err := t.persistLocked(ctx, next); err != nil {

@@ -57,3 +57,24 @@ func TestTableConflictsAndPersistence(t *testing.T) {
 		t.Fatal("mounts share an identity or a storage prefix")
 	}
 }
+
+func TestConcurrentAddsCannotOverlap(t *testing.T) {
+	ctx := context.Background()
+	for round := 0; round < 200; round++ {
+		tab, _ := Load(ctx, logical.NewInmemStorage(), "mounts")
+		paths := []string{"a/", "a/", "a/b/"}
+		errs := make(chan error, len(paths))
+		for _, p := range paths {
+			go func(p string) { errs <- tab.Add(ctx, NewEntry(p, "kv")) }(p)
+		}
+		ok := 0
+		for range paths {
+			if <-errs == nil {
+				ok++
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d overlapping mounts were added", round, ok)
+		}
+	}
+}

@@ -737,3 +737,13 @@ func remaining(e *Entry, now time.Time) int64 {
 	}
 	return int64(d / time.Second)
 }
+
+// Close forgets the salt and the cached entries; the store is unusable
+// afterwards. The kernel calls it when sealing.
+func (s *Store) Close() {
+	clear(s.salt)
+	s.cache.mu.Lock()
+	s.cache.m = map[string]*Entry{}
+	s.cache.gen++
+	s.cache.mu.Unlock()
+}
