@@ -111,6 +111,7 @@ type Core struct {
 // unsealedState is everything that only exists while unsealed.
 type unsealedState struct {
 	tokens    *token.Store
+	policies  *policyStore
 	mounts    *mount.Table
 	router    *router.Router
 	catalog   *plugin.Catalog
@@ -325,6 +326,9 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	if u.mounts, err = mount.Load(ctx, c.barrier.View("core/"), "mounts"); err != nil {
+		return err
+	}
+	if u.policies, err = newPolicyStore(ctx, c.barrier.View("sys/policy/"), c.cfg.Now); err != nil {
 		return err
 	}
 	u.catalog = plugin.NewCatalog(c.barrier.View("core/plugin-catalog/"), c.cfg.PluginDirectory, c.cfg.BuiltinPlugins)

@@ -96,10 +96,29 @@ func (c *Core) handle(ctx context.Context, r *Request) (resp *logical.Response, 
 		if te == nil {
 			return nil, logical.ErrPermissionDenied
 		}
+		// A write needs "create" or "update" depending on whether its target
+		// exists: ask the backend first, as Vault does.
+		if r.Operation == logical.UpdateOperation && route != nil {
+			if ec, ok := route.Handler.(logical.ExistenceChecker); ok {
+				probe := *r.Request
+				probe.Path, probe.MountPoint, probe.MountType, probe.MountAccessor = rel, route.Prefix, route.Type, route.Accessor
+				found, exists, err := ec.HandleExistenceCheck(token.NewContext(ctx, te), &probe)
+				if err != nil {
+					return nil, err
+				}
+				if found && !exists {
+					r.Operation = logical.CreateOperation
+				}
+			}
+		}
 		// The ACL runs before the route check so a token learns nothing
 		// about mounts it may not use (Vault answers 403 there too).
 		sudo := route != nil && router.PathMatches(special.Root, rel)
-		if !policy.New(te.Policies).Allowed(r.Path, r.Operation, sudo) {
+		acl, err := u.policies.acl(ctx, te.Policies)
+		if err != nil {
+			return nil, err
+		}
+		if d := acl.Authorize(ctx, c.policyInput(r, te, route), sudo); !d.Allowed {
 			return nil, logical.ErrPermissionDenied
 		}
 		if route == nil {
@@ -160,8 +179,33 @@ func (c *Core) Authorize(ctx context.Context, clientToken, path string, op logic
 	if err != nil {
 		return err
 	}
-	if te == nil || !policy.New(te.Policies).Allowed(path, op, false) {
+	if te == nil {
+		return logical.ErrPermissionDenied
+	}
+	acl, err := u.policies.acl(ctx, te.Policies)
+	if err != nil {
+		return err
+	}
+	in := c.policyInput(&Request{Request: &logical.Request{Path: path, Operation: op}}, te, nil)
+	if !acl.Authorize(ctx, in, false).Allowed {
 		return logical.ErrPermissionDenied
 	}
 	return nil
+}
+
+// policyInput describes a request to the ACL and its conditions.
+func (c *Core) policyInput(r *Request, te *token.Entry, route *router.Route) *policy.Input {
+	now := c.cfg.Now()
+	in := &policy.Input{
+		Path: r.Path, Operation: r.Operation, Data: r.Data, RemoteAddr: r.RemoteAddr, Now: now,
+		Token: policy.TokenInfo{Policies: te.Policies, Meta: te.Meta, DisplayName: te.DisplayName,
+			CreationTime: te.CreationTime},
+	}
+	if !te.ExpireTime.IsZero() {
+		in.Token.TTL = max(te.ExpireTime.Sub(now), 0)
+	}
+	if route != nil {
+		in.Mount = policy.MountInfo{Path: route.Prefix, Type: route.Type, Accessor: route.Accessor}
+	}
+	return in
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/wardproject/ward/kernel/mount"
 	"github.com/wardproject/ward/kernel/plugin"
-	"github.com/wardproject/ward/kernel/policy"
 	"github.com/wardproject/ward/kernel/token"
 	"github.com/wardproject/ward/sdk/framework"
 	"github.com/wardproject/ward/sdk/logical"
@@ -35,10 +34,10 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 		"seal_wrap":      {Type: framework.TypeBool},
 		"plugin_version": {Type: framework.TypeString},
 	}
-	return &framework.Backend{
-		Help: "The system backend: mounts, plugins and seal control.",
+	b := &framework.Backend{
+		Help: "The system backend: mounts, plugins, policies and seal control.",
 		PathsSpecial: &logical.Paths{
-			Root: []string{"mounts/*", "plugins/catalog/*", "plugins/reload/*", "seal"},
+			Root: []string{"plugins/catalog/*", "plugins/reload/*", "seal"}, // as in Vault
 		},
 		Paths: []*framework.Path{
 			{
@@ -130,6 +129,8 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 			},
 		},
 	}
+	b.Paths = append(b.Paths, s.policyPaths()...)
+	return b
 }
 
 // mountView renders a mount as Vault does in sys/mounts.
@@ -524,7 +525,7 @@ func (s *system) uiMount(ctx context.Context, req *logical.Request, d *framework
 		return nil, logical.ErrPermissionDenied
 	}
 	e := s.u.mounts.Get(route.Prefix)
-	if e == nil || !visible(ctx, e.Path) {
+	if e == nil || !s.visible(ctx, e.Path) {
 		return nil, logical.ErrPermissionDenied
 	}
 	v := mountView(e)
@@ -535,7 +536,7 @@ func (s *system) uiMount(ctx context.Context, req *logical.Request, d *framework
 func (s *system) uiMounts(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	secret := map[string]any{}
 	for _, e := range s.u.mounts.Entries() {
-		if visible(ctx, e.Path) {
+		if s.visible(ctx, e.Path) {
 			secret[e.Path] = mountView(e)
 		}
 	}
@@ -544,14 +545,13 @@ func (s *system) uiMounts(ctx context.Context, req *logical.Request, d *framewor
 
 // visible reports whether the calling token may learn about a mount: it
 // must hold some capability at or below the mount's path, as in Vault.
-// With today's ACL (root, or Vault's default policy, which grants nothing
-// under any secret mount) that is exactly the root token.
-func visible(ctx context.Context, mountPath string) bool {
+func (s *system) visible(ctx context.Context, mountPath string) bool {
 	te, ok := token.FromContext(ctx)
 	if !ok {
 		return false
 	}
-	return policy.New(te.Policies).IsRoot()
+	acl, err := s.u.policies.acl(ctx, te.Policies)
+	return err == nil && acl.HasAccessUnder(mountPath)
 }
 
 func (s *system) seal(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -287,7 +287,7 @@ func (s *server) respondLogical(w http.ResponseWriter, req *kernel.Request, op l
 	}
 	// Vault also copies the data of a few sys endpoints to the top level;
 	// older clients read it there.
-	if req.Path == "sys/mounts" && op == logical.ReadOperation {
+	if legacyTopLevel[req.Path] {
 		out := map[string]any{}
 		for k, v := range resp.Data {
 			out[k] = v
@@ -302,6 +302,13 @@ func (s *server) respondLogical(w http.ResponseWriter, req *kernel.Request, op l
 		return
 	}
 	respondJSON(w, status, env)
+}
+
+// legacyTopLevel are the endpoints whose data Vault repeats at the top
+// level of the response.
+var legacyTopLevel = map[string]bool{
+	"sys/mounts": true, "sys/policy": true, "sys/capabilities": true,
+	"sys/capabilities-self": true, "sys/capabilities-accessor": true,
 }
 
 // mountOnly keeps only the first path segment for logs: paths below a

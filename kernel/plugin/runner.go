@@ -540,9 +540,35 @@ func (h *Handle) Schema() *logical.Schema {
 	return h.result.Schema
 }
 
+// HandleExistenceCheck implements logical.ExistenceChecker for the mount.
+func (h *Handle) HandleExistenceCheck(ctx context.Context, req *logical.Request) (found, exists bool, err error) {
+	c, err := h.ready(ctx)
+	if err != nil {
+		return false, false, err
+	}
+	found, exists, err = c.rpc.ExistenceCheck(ctx, h.spec.ID, req)
+	if errors.Is(err, sdkplugin.ErrTransport) {
+		return false, false, fmt.Errorf("%w: %s: %v", ErrUnavailable, h.p.entry.Name, err)
+	}
+	return found, exists, err
+}
+
 // HandleRequest forwards a request to the plugin. Transport failures come
 // back as ErrUnavailable; the next call restarts a dead process.
 func (h *Handle) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	c, err := h.ready(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.rpc.HandleRequest(ctx, h.spec.ID, req)
+	if errors.Is(err, sdkplugin.ErrTransport) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, h.p.entry.Name, err)
+	}
+	return resp, err
+}
+
+// ready returns the live process with this mount set up on it.
+func (h *Handle) ready(ctx context.Context) (*conn, error) {
 	c, err := h.p.live(ctx)
 	if err != nil {
 		// A start that fails while serving data (bad digest after a binary
@@ -557,11 +583,7 @@ func (h *Handle) HandleRequest(ctx context.Context, req *logical.Request) (*logi
 			return nil, fmt.Errorf("%w: mount %s failed to set up: %v", ErrUnavailable, h.spec.Path, err)
 		}
 	}
-	resp, err := c.rpc.HandleRequest(ctx, h.spec.ID, req)
-	if errors.Is(err, sdkplugin.ErrTransport) {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, h.p.entry.Name, err)
-	}
-	return resp, err
+	return c, nil
 }
 
 // Close tears the mount down in the plugin; the process stops with its last mount.

@@ -53,7 +53,10 @@ type Backend struct {
 	initErr  error
 }
 
-var _ logical.Backend = (*Backend)(nil)
+var (
+	_ logical.Backend          = (*Backend)(nil)
+	_ logical.ExistenceChecker = (*Backend)(nil)
+)
 
 func (b *Backend) compile() error {
 	b.once.Do(func() {
@@ -94,6 +97,37 @@ func (b *Backend) route(reqPath string) (*Path, map[string]string, error) {
 	return nil, nil, nil
 }
 
+// HandleExistenceCheck implements logical.ExistenceChecker.
+func (b *Backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (found, exists bool, err error) {
+	p, captures, err := b.route(req.Path)
+	if err != nil || p == nil || p.ExistenceCheck == nil {
+		return false, false, err
+	}
+	fd, err := fieldData(p, req, captures)
+	if err != nil {
+		return false, false, err
+	}
+	exists, err = p.ExistenceCheck(ctx, req, fd)
+	return true, exists, err
+}
+
+// fieldData merges request data and path captures (captures win) and
+// validates them against the path's schema.
+func fieldData(p *Path, req *logical.Request, captures map[string]string) (*FieldData, error) {
+	raw := make(map[string]any, len(req.Data)+len(captures))
+	for k, v := range req.Data {
+		raw[k] = v
+	}
+	for k, v := range captures {
+		raw[k] = v
+	}
+	fd := &FieldData{Raw: raw, Schema: p.Fields}
+	if fd.Schema == nil {
+		fd.Schema = map[string]*FieldSchema{}
+	}
+	return fd, fd.Validate()
+}
+
 // HandleRequest implements logical.Backend.
 func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	p, captures, err := b.route(req.Path)
@@ -107,23 +141,16 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return &logical.Response{Data: map[string]any{"help": p.help()}}, nil
 	}
 
-	raw := make(map[string]any, len(req.Data)+len(captures))
-	for k, v := range req.Data {
-		raw[k] = v
-	}
-	for k, v := range captures {
-		raw[k] = v
-	}
-	fd := &FieldData{Raw: raw, Schema: p.Fields}
-	if fd.Schema == nil {
-		fd.Schema = map[string]*FieldSchema{}
-	}
-	if err := fd.Validate(); err != nil {
+	fd, err := fieldData(p, req, captures)
+	if err != nil {
 		return nil, err
 	}
 
+	// The kernel decides create vs update before authorizing (see
+	// HandleExistenceCheck) and sends the decided operation; an update that
+	// arrives without that decision still gets the check here.
 	op := req.Operation
-	if (op == logical.CreateOperation || op == logical.UpdateOperation) && p.ExistenceCheck != nil {
+	if op == logical.UpdateOperation && p.ExistenceCheck != nil {
 		exists, err := p.ExistenceCheck(ctx, req, fd)
 		if err != nil {
 			return nil, err

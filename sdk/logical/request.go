@@ -115,6 +115,14 @@ type Backend interface {
 	Cleanup(ctx context.Context)
 }
 
+// ExistenceChecker is an optional interface of Backend. Before authorizing
+// a write, the kernel asks whether its target exists: policies grant
+// "create" and "update" separately. found is false when the path has no
+// existence check (the write is then an update).
+type ExistenceChecker interface {
+	HandleExistenceCheck(ctx context.Context, req *Request) (found, exists bool, err error)
+}
+
 // Factory builds a backend for one mount.
 type Factory func(ctx context.Context, conf *BackendConfig) (Backend, error)
 

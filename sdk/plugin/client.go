@@ -126,15 +126,47 @@ func (c *Client) Setup(ctx context.Context, m MountConfig) (*SetupResult, error)
 	return &SetupResult{Type: logical.BackendType(r.Type), SpecialPaths: sp, Schema: SchemaFromProto(r.Schema)}, nil
 }
 
+// ExistenceCheck asks the mount's backend whether the target of a write
+// exists (see logical.ExistenceChecker).
+func (c *Client) ExistenceCheck(ctx context.Context, mountID string, req *logical.Request) (found, exists bool, err error) {
+	r, err := c.exchange(ctx, mountID, req, true)
+	if err != nil {
+		return false, false, err
+	}
+	if r.Error != nil {
+		return false, false, errorFromProto(r.Error)
+	}
+	return r.CheckFound, r.Exists, nil
+}
+
 // HandleRequest sends one request to the mount's backend over the data
 // channel. If ctx ends first, the plugin is told to cancel and ctx's error
 // is returned.
 func (c *Client) HandleRequest(ctx context.Context, mountID string, req *logical.Request) (*logical.Response, error) {
+	r, err := c.exchange(ctx, mountID, req, false)
+	if err != nil {
+		return nil, err
+	}
+	if r.Error != nil {
+		return nil, errorFromProto(r.Error)
+	}
+	if r.NilResponse || r.Response == nil {
+		return nil, nil
+	}
+	resp, err := ResponseFromProto(r.Response)
+	if err != nil {
+		return nil, transportErr(fmt.Errorf("malformed response: %w", err))
+	}
+	return resp, nil
+}
+
+// exchange sends a request frame and returns the plugin's reply.
+func (c *Client) exchange(ctx context.Context, mountID string, req *logical.Request, existenceCheck bool) (*pb.HandleRequestReply, error) {
 	preq, err := RequestToProto(req)
 	if err != nil {
 		return nil, logical.InvalidRequest("request data cannot be encoded")
 	}
-	args := &pb.HandleRequestArgs{MountId: mountID, Request: preq}
+	args := &pb.HandleRequestArgs{MountId: mountID, Request: preq, ExistenceCheck: existenceCheck}
 	if d, ok := ctx.Deadline(); ok {
 		args.DeadlineUnixNano = d.UnixNano()
 	}
@@ -154,17 +186,7 @@ func (c *Client) HandleRequest(ctx context.Context, mountID string, req *logical
 	if r == nil {
 		return nil, transportErr(errors.New("malformed reply"))
 	}
-	if r.Error != nil {
-		return nil, errorFromProto(r.Error)
-	}
-	if r.NilResponse || r.Response == nil {
-		return nil, nil
-	}
-	resp, err := ResponseFromProto(r.Response)
-	if err != nil {
-		return nil, transportErr(fmt.Errorf("malformed response: %w", err))
-	}
-	return resp, nil
+	return r, nil
 }
 
 // InvalidateKey tells the mount's backend a storage key changed.

@@ -303,6 +303,17 @@ func (s *backendServer) handleRequest(ctx context.Context, args *pb.HandleReques
 		return &pb.HandleRequestReply{Error: errorToProto(err)}
 	}
 	req.Storage = m.storage
+	if args.ExistenceCheck {
+		ec, ok := m.backend.(logical.ExistenceChecker)
+		if !ok {
+			return &pb.HandleRequestReply{NilResponse: true}
+		}
+		found, exists, err := ec.HandleExistenceCheck(ctx, req)
+		if err != nil {
+			return &pb.HandleRequestReply{Error: errorToProto(err)}
+		}
+		return &pb.HandleRequestReply{NilResponse: true, CheckFound: found, Exists: exists}
+	}
 	resp, err := m.backend.HandleRequest(ctx, req)
 	if err != nil {
 		return &pb.HandleRequestReply{Error: errorToProto(err)}

@@ -1164,8 +1164,11 @@ type HandleRequestArgs struct {
 	Request *Request               `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
 	// Absolute deadline of the request (unix nanoseconds), 0 for none.
 	DeadlineUnixNano int64 `protobuf:"varint,3,opt,name=deadline_unix_nano,json=deadlineUnixNano,proto3" json:"deadline_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// When set, only run the path's existence check (logical.ExistenceChecker)
+	// and answer with check_found/exists.
+	ExistenceCheck bool `protobuf:"varint,4,opt,name=existence_check,json=existenceCheck,proto3" json:"existence_check,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *HandleRequestArgs) Reset() {
@@ -1219,13 +1222,23 @@ func (x *HandleRequestArgs) GetDeadlineUnixNano() int64 {
 	return 0
 }
 
+func (x *HandleRequestArgs) GetExistenceCheck() bool {
+	if x != nil {
+		return x.ExistenceCheck
+	}
+	return false
+}
+
 type HandleRequestReply struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Exactly one of response (possibly empty: "nothing here") or error.
 	Response *Response `protobuf:"bytes,1,opt,name=response,proto3" json:"response,omitempty"`
 	Error    *Error    `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
 	// True when the backend returned a nil response.
-	NilResponse   bool `protobuf:"varint,3,opt,name=nil_response,json=nilResponse,proto3" json:"nil_response,omitempty"`
+	NilResponse bool `protobuf:"varint,3,opt,name=nil_response,json=nilResponse,proto3" json:"nil_response,omitempty"`
+	// Answers to an existence check.
+	CheckFound    bool `protobuf:"varint,4,opt,name=check_found,json=checkFound,proto3" json:"check_found,omitempty"`
+	Exists        bool `protobuf:"varint,5,opt,name=exists,proto3" json:"exists,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1277,6 +1290,20 @@ func (x *HandleRequestReply) GetError() *Error {
 func (x *HandleRequestReply) GetNilResponse() bool {
 	if x != nil {
 		return x.NilResponse
+	}
+	return false
+}
+
+func (x *HandleRequestReply) GetCheckFound() bool {
+	if x != nil {
+		return x.CheckFound
+	}
+	return false
+}
+
+func (x *HandleRequestReply) GetExists() bool {
+	if x != nil {
+		return x.Exists
 	}
 	return false
 }
@@ -1946,15 +1973,19 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"statusCodeJ\x04\b\x05\x10\x06R\bredirect\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x8f\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xb8\x01\n" +
 	"\x11HandleRequestArgs\x12\x19\n" +
 	"\bmount_id\x18\x01 \x01(\tR\amountId\x121\n" +
 	"\arequest\x18\x02 \x01(\v2\x17.ward.plugin.v1.RequestR\arequest\x12,\n" +
-	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\"\x9a\x01\n" +
+	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\x12'\n" +
+	"\x0fexistence_check\x18\x04 \x01(\bR\x0eexistenceCheck\"\xd3\x01\n" +
 	"\x12HandleRequestReply\x124\n" +
 	"\bresponse\x18\x01 \x01(\v2\x18.ward.plugin.v1.ResponseR\bresponse\x12+\n" +
 	"\x05error\x18\x02 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error\x12!\n" +
-	"\fnil_response\x18\x03 \x01(\bR\vnilResponse\"@\n" +
+	"\fnil_response\x18\x03 \x01(\bR\vnilResponse\x12\x1f\n" +
+	"\vcheck_found\x18\x04 \x01(\bR\n" +
+	"checkFound\x12\x16\n" +
+	"\x06exists\x18\x05 \x01(\bR\x06exists\"@\n" +
 	"\x11InvalidateKeyArgs\x12\x19\n" +
 	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\"D\n" +
