@@ -31,7 +31,7 @@ vet:
 ## bench: KV v2 over HTTP (32 clients), plugin round trip, storage and barrier
 bench: build
 	$(GO) test -run '^$$' -bench PluginRoundTrip -benchtime 20000x ./kernel/plugin/
-	$(GO) test -run '^$$' -bench . -benchtime 2s -benchmem ./kernel/barrier/ ./kernel/storage/pebble/ ./kernel/token/ ./plugins/secrets/kv/
+	$(GO) test -run '^$$' -bench . -benchtime 2s -benchmem ./kernel/barrier/ ./kernel/storage/pebble/ ./kernel/token/ ./kernel/policy/ ./plugins/secrets/kv/
 	$(GO) run ./cmd/wardbench -ward ./$(BIN) -clients 32 -duration 10s
 
 ## proto: regenerate protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)

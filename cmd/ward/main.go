@@ -81,6 +81,13 @@ func commands() map[string]cli.CommandFactory {
 		"secrets list":    &secretsListCommand{},
 		"secrets tune":    &secretsTuneCommand{},
 
+		"policy":        policyGroup,
+		"policy list":   &policyListCommand{},
+		"policy read":   &policyReadCommand{},
+		"policy write":  &policyWriteCommand{},
+		"policy delete": &policyDeleteCommand{},
+		"policy fmt":    &policyFmtCommand{},
+
 		"token":        tokenGroup,
 		"token create": &tokenCreateCommand{},
 		"token lookup": &tokenLookupCommand{},
