@@ -96,7 +96,7 @@ func (s *policyStore) write(ctx context.Context, name, text string) error {
 		// Parse errors name the line (and for conditions the CEL position):
 		// the author needs them, and they hold no secret.
 		if errors.Is(err, policy.ErrInvalidPolicy) {
-			return logical.InvalidRequest("failed to parse policy: %v", err)
+			return logical.InvalidRequest("%v", err)
 		}
 		return err
 	}
