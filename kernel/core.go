@@ -3,6 +3,7 @@ package kernel
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -342,7 +343,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	u.mounts.AddBuiltin(sysEntry)
 	u.system = c.systemBackend(u)
 	u.router.Add(&router.Route{Prefix: "sys/", Type: "system", Accessor: sysEntry.Accessor, Handler: u.system.(router.Handler)})
-	u.router.Add(&router.Route{Prefix: "auth/token/", Type: "token", Accessor: "auth_token", Handler: u.tokens.Backend()})
+	u.router.Add(&router.Route{Prefix: "auth/token/", Type: "token", Accessor: u.tokenAuthAccessor(), Handler: u.tokens.Backend()})
 
 	// Start every plugin mount. A mount whose plugin fails stays routed and
 	// answers 502 until the plugin works again: one broken plugin must not
@@ -444,6 +445,13 @@ func (c *Core) PluginProcess(typ, name string) (plugin.Info, bool) {
 		return plugin.Info{}, false
 	}
 	return u.runner.ProcessInfo(typ, name)
+}
+
+// tokenAuthAccessor is the accessor of the built-in token auth method,
+// stable for a cluster.
+func (u *unsealedState) tokenAuthAccessor() string {
+	sum := sha256.Sum256([]byte("auth/token/" + u.cluster.ID))
+	return "auth_token_" + hex.EncodeToString(sum[:4])
 }
 
 func routeFor(e *mount.Entry, h *plugin.Handle) *router.Route {

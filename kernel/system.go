@@ -37,7 +37,7 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 	b := &framework.Backend{
 		Help: "The system backend: mounts, plugins, policies and seal control.",
 		PathsSpecial: &logical.Paths{
-			Root: []string{"plugins/catalog/*", "plugins/reload/*", "seal"}, // as in Vault
+			Root: []string{"auth/*", "plugins/catalog/*", "plugins/reload/*", "seal"}, // as in Vault
 		},
 		Paths: []*framework.Path{
 			{
@@ -130,6 +130,18 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 		},
 	}
 	b.Paths = append(b.Paths, s.policyPaths()...)
+	b.Paths = append(b.Paths, &framework.Path{
+		Pattern:      "auth/?",
+		Operations:   map[logical.Operation]framework.OperationFunc{logical.ReadOperation: s.listAuth},
+		HelpSynopsis: "List the auth methods.",
+	}, &framework.Path{
+		Pattern: "auth/(?P<path>.+)",
+		Fields:  map[string]*framework.FieldSchema{"path": {Type: framework.TypeString}},
+		Operations: map[logical.Operation]framework.OperationFunc{
+			logical.UpdateOperation: s.authNotYet, logical.DeleteOperation: s.authNotYet,
+		},
+		HelpSynopsis: "Enable or disable an auth method.",
+	})
 	return b
 }
 
@@ -541,6 +553,30 @@ func (s *system) uiMounts(ctx context.Context, req *logical.Request, d *framewor
 		}
 	}
 	return &logical.Response{Data: map[string]any{"secret": secret, "auth": map[string]any{}}}, nil
+}
+
+// listAuth lists the auth methods: today only the built-in token method.
+func (s *system) listAuth(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return &logical.Response{Data: map[string]any{
+		"token/": map[string]any{
+			"accessor": s.u.tokenAuthAccessor(),
+			"config": map[string]any{
+				"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false, "token_type": "default-service",
+			},
+			"description": "token based credentials", "external_entropy_access": false, "local": false,
+			"options": nil, "plugin_version": "", "running_plugin_version": "", "running_sha256": "",
+			"seal_wrap": false, "type": "token", "uuid": "",
+		},
+	}}, nil
+}
+
+// authNotYet refuses to enable or disable auth methods: tokens are the only
+// method until auth plugins land, and the token method cannot be removed.
+func (s *system) authNotYet(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if strings.Trim(d.Get("path").(string), "/") == "token" {
+		return nil, logical.InvalidRequest("the token auth method is built in and cannot be changed")
+	}
+	return nil, logical.InvalidRequest("auth methods other than tokens are not available on this server yet")
 }
 
 // visible reports whether the calling token may learn about a mount: it

@@ -307,7 +307,7 @@ func (s *server) respondLogical(w http.ResponseWriter, req *kernel.Request, op l
 // legacyTopLevel are the endpoints whose data Vault repeats at the top
 // level of the response.
 var legacyTopLevel = map[string]bool{
-	"sys/mounts": true, "sys/policy": true, "sys/capabilities": true,
+	"sys/mounts": true, "sys/auth": true, "sys/policy": true, "sys/capabilities": true,
 	"sys/capabilities-self": true, "sys/capabilities-accessor": true,
 }
 

@@ -260,3 +260,18 @@ func FuzzDecodeBody(f *testing.F) {
 		}
 	})
 }
+
+func TestAuthMethodsList(t *testing.T) {
+	srv, _, root := newTestAPI(t, Options{})
+	r := call(t, srv, "GET", "/v1/sys/auth", root, "")
+	tok, _ := r.body["data"].(map[string]any)["token/"].(map[string]any)
+	if r.status != 200 || tok == nil || tok["type"] != "token" || r.body["token/"] == nil {
+		t.Fatalf("sys/auth: %d %s", r.status, r.raw)
+	}
+	if r := call(t, srv, "POST", "/v1/sys/auth/userpass", root, `{"type":"userpass"}`); r.status != 400 {
+		t.Fatalf("enable an auth method: %d %s", r.status, r.raw)
+	}
+	if r := call(t, srv, "DELETE", "/v1/sys/auth/token", root, ""); r.status != 400 {
+		t.Fatalf("disable token: %d %s", r.status, r.raw)
+	}
+}
