@@ -52,7 +52,7 @@ func (s *Store) newBackend() *framework.Backend {
 	write := func(h framework.OperationFunc) map[logical.Operation]framework.OperationFunc {
 		return map[logical.Operation]framework.OperationFunc{logical.UpdateOperation: h}
 	}
-	return &framework.Backend{
+	b := &framework.Backend{
 		Help:        "The token store: creates, looks up, renews and revokes tokens.",
 		BackendType: logical.TypeAuth,
 		PathsSpecial: &logical.Paths{
@@ -136,6 +136,8 @@ func (s *Store) newBackend() *framework.Backend {
 			},
 		},
 	}
+	b.Paths = append(b.Paths, s.rolePaths(createFields)...)
+	return b
 }
 
 var _ logical.Backend = (*framework.Backend)(nil)
@@ -150,6 +152,12 @@ func caller(ctx context.Context) (*Entry, error) {
 }
 
 func (s *Store) handleCreate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return s.createToken(ctx, req, d, nil)
+}
+
+// createToken is the create logic of create, create-orphan and, with r
+// set, create/<role_name>.
+func (s *Store) createToken(ctx context.Context, req *logical.Request, d *framework.FieldData, r *role) (*logical.Response, error) {
 	orphanPath := strings.TrimSuffix(req.Path, "/") == "create-orphan"
 	parent, err := caller(ctx)
 	if err != nil {
@@ -159,7 +167,11 @@ func (s *Store) handleCreate(ctx context.Context, req *logical.Request, d *frame
 	if parent.NumUses > 0 {
 		return nil, logical.InvalidRequest("restricted use token cannot generate child tokens")
 	}
-	switch d.Get("type").(string) {
+	tokenType := d.Get("type").(string)
+	if r != nil && r.TokenType == TypeService {
+		tokenType = TypeService
+	}
+	switch tokenType {
 	case "", TypeService:
 	case "batch":
 		return nil, logical.InvalidRequest("batch tokens are not supported")
@@ -178,6 +190,17 @@ func (s *Store) handleCreate(ctx context.Context, req *logical.Request, d *frame
 		NumUses:     numUses,
 		Renewable:   d.Get("renewable").(bool),
 		Type:        TypeService,
+	}
+	var warnings []string
+	if r != nil {
+		r.shape(e)
+		w, err := r.checkEntityAlias(d.Get("entity_alias").(string))
+		if err != nil {
+			return nil, err
+		}
+		if w != "" {
+			warnings = append(warnings, w)
+		}
 	}
 	if m, ok := d.GetOk("meta"); ok {
 		e.Meta = m.(map[string]string)
@@ -201,13 +224,22 @@ func (s *Store) handleCreate(ctx context.Context, req *logical.Request, d *frame
 		e.ID = id
 	}
 
-	policies, err := resolvePolicies(parent, d.Get("policies").([]string), d.Get("no_default_policy").(bool))
+	var policies []string
+	if r != nil && r.restrictsPolicies() {
+		policies, err = resolveRolePolicies(r, parent, d.Get("policies").([]string), d.Get("no_default_policy").(bool))
+	} else {
+		policies, err = resolvePolicies(parent, d.Get("policies").([]string), d.Get("no_default_policy").(bool))
+	}
 	if err != nil {
 		return nil, err
 	}
 	e.Policies = policies
 
 	switch {
+	case r != nil: // the role decides; no_parent is ignored, as in Vault
+		if r.Orphan {
+			e.Parent = ""
+		}
 	case d.Get("no_parent").(bool):
 		if !isRoot {
 			return nil, rootRequired("create orphan token")
@@ -224,6 +256,9 @@ func (s *Store) handleCreate(ctx context.Context, req *logical.Request, d *frame
 		e.Period = time.Duration(p) * time.Second
 	}
 	e.ExplicitMaxTTL = time.Duration(d.Get("explicit_max_ttl").(int)) * time.Second
+	if r != nil {
+		warnings = append(warnings, r.limit(e)...)
+	}
 	requested := d.Get("ttl").(int)
 	if _, ok := d.GetOk("ttl"); !ok {
 		requested = d.Get("lease").(int)
@@ -251,6 +286,9 @@ func (s *Store) handleCreate(ctx context.Context, req *logical.Request, d *frame
 	resp := &logical.Response{Data: map[string]any{
 		"auth": authData(created, created.ID, int64(created.TTL/time.Second)),
 	}}
+	for _, w := range warnings {
+		resp.AddWarning(w)
+	}
 	if requested > 0 && e.Period == 0 && created.TTL < time.Duration(requested)*time.Second {
 		resp.AddWarning(fmt.Sprintf("TTL of %q exceeded the effective max_ttl of %q; TTL value is capped accordingly",
 			time.Duration(requested)*time.Second, created.TTL))
@@ -348,6 +386,9 @@ func lookupData(e *Entry, id string, now time.Time) map[string]any {
 	if e.Period > 0 { // as OpenBao: only for periodic tokens
 		data["period"] = int64(e.Period / time.Second)
 	}
+	if e.Role != "" { // as OpenBao: only for tokens created through a role
+		data["role"] = e.Role
+	}
 	return data
 }
 
@@ -425,6 +466,10 @@ func (s *Store) renewResponse(ctx context.Context, e *Entry, increment int) (*lo
 		return nil, errNotRenewable
 	case errors.Is(err, ErrNotFound):
 		return nil, errTokenNotFound
+	case errors.Is(err, ErrRoleNotFound):
+		// OpenBao's text; it answers 500 there (an untyped error), but
+		// the cause is the deleted role, not the server.
+		return nil, logical.InvalidRequest("failed to renew entry: original token role %q could not be found, not renewing", e.Role)
 	case err != nil:
 		return nil, err
 	}

@@ -489,7 +489,7 @@ func TestSchemaAndSpecialPaths(t *testing.T) {
 	if !slices.Contains(sp.Root, "revoke-orphan*") || !slices.Contains(sp.Root, "accessors*") {
 		t.Fatalf("special paths %v", sp.Root)
 	}
-	if len(b.Schema().Paths) != 12 {
+	if len(b.Schema().Paths) != 15 {
 		t.Fatalf("paths: %d", len(b.Schema().Paths))
 	}
 }

@@ -3,9 +3,9 @@
 // It owns: minting service tokens and accessors, their storage (keyed by an
 // HMAC of the token, never the token itself), validity (TTL, explicit max
 // TTL, period, number of uses, the parent chain), renewal, revocation of a
-// token and its descendants, the expiry sweeper, and the HTTP-facing
-// auth/token/ paths (create, lookup, renew, revoke, accessors) with Vault's
-// field names and response shapes.
+// token and its descendants, the expiry sweeper, token roles, and the
+// HTTP-facing auth/token/ paths (create, lookup, renew, revoke, accessors,
+// roles) with Vault's field names and response shapes.
 //
 // It must never: store, log or put in an error message a token or an
 // accessor (Entry redacts itself when formatted; errors name no values);
@@ -24,6 +24,7 @@
 //	                                  "{}": the parent→child index used to revoke a tree
 //	expiry/<%020d unix seconds>/<hashed>
 //	                                  "{}": the expiry index the sweeper walks in key order
+//	roles/<name>                      JSON token role (OpenBao's field names)
 //
 // # Validity and revocation
 //
@@ -71,4 +72,38 @@
 //     remembers the earliest bucket it has not processed and lists the
 //     index only when that is due (and at least once a minute).
 //   - The backend uses the Store's storage view, not Request.Storage.
+//
+// # Token roles
+//
+// Roles follow OpenBao's token store (auth/token/roles/<name>,
+// auth/token/create/<name>); the ACL decides who may write a role or
+// create through one, the handlers only apply the role:
+//
+//   - A role with policy lists (allowed_policies, disallowed_policies or
+//     their _glob forms) replaces the subset-of-the-caller rule: the caller
+//     need not hold the policies it grants. Requested policies (none: the
+//     role's allowed_policies, or the caller's when the role only
+//     disallows) must be allowed (when an allowed list is set) and not
+//     disallowed. "default" is added unless no_default_policy (request or
+//     role) or the role disallows it. A role without lists keeps the usual
+//     rules, and then, as in OpenBao, its token_no_default_policy is not
+//     consulted. A non-root caller still cannot obtain "root".
+//   - The role decides orphan-ness (no_parent is ignored), caps renewable
+//     and num_uses, appends its name and path_suffix to the token's path,
+//     and merges its period and explicit max TTL with the request's (the
+//     lesser wins). A period in the request still needs a root caller; the
+//     role's does not.
+//   - At renewal a role token takes the role's current period and the
+//     lesser of its own and the role's current explicit max TTL. OpenBao
+//     takes the role's explicit max as it is, which can outlive the limit
+//     the token was created with; Ward never lets a renewal do that. If
+//     the role was deleted the renewal fails with 400 and OpenBao's text
+//     (OpenBao answers 500).
+//   - token_type accepts "service" and "default-service" (the default);
+//     batch types answer 400 as on create. bound_cidrs/token_bound_cidrs
+//     must be empty (tokens cannot be bound to CIDRs yet).
+//     allowed_entity_aliases is stored and checked against entity_alias,
+//     which is then ignored (no identity store).
+//   - path_suffix must match \w[\w-.]+\w as a whole (OpenBao matches it
+//     anywhere in the value) and contain no "..".
 package token

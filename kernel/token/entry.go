@@ -41,7 +41,10 @@ type Entry struct {
 	// Parent is the HashedID of the parent token, "" for orphans.
 	Parent string `json:"parent,omitempty"`
 	// Path is the path that created the token ("auth/token/create").
-	Path         string    `json:"path"`
+	Path string `json:"path"`
+	// Role is the name of the token role the token was created through
+	// (auth/token/create/<role>), "" for none.
+	Role         string    `json:"role,omitempty"`
 	CreationTime time.Time `json:"creation_time"`
 	// TTL is the effective TTL given at creation (0 = none).
 	TTL            time.Duration `json:"ttl"`

@@ -22,6 +22,11 @@ var (
 	// created; the child is then revoked too).
 	ErrParentInvalid = errors.New("token: parent token lookup failed: no parent found")
 
+	// ErrRoleNotFound is returned (wrapped, with the role's name) by
+	// Store.Renew for a token created through a role that has since been
+	// deleted: as in Vault, such a token can no longer be renewed.
+	ErrRoleNotFound = errors.New("token: the token's role no longer exists")
+
 	// ErrInvalidEntry is returned (wrapped, with the reason) by Store.Create
 	// for an entry it cannot store: unsupported type, negative values.
 	ErrInvalidEntry = errors.New("token: invalid token entry")

@@ -103,6 +103,9 @@ type Store struct {
 	// deletion). A goroutine holds at most one at a time.
 	locks [lockStripes]sync.Mutex
 
+	// rolesMu serialises read-modify-write of roles/<name> entries.
+	rolesMu sync.Mutex
+
 	mu sync.Mutex // protects the fields below
 	// nextDue is the earliest expiry bucket (unix seconds) the sweeper has
 	// not yet processed; math.MaxInt64 when none is known.
@@ -572,6 +575,10 @@ func (s *Store) noteExpiry(t time.Time) {
 // ExplicitMaxTTL; any other token's is now + (increment, or else its
 // creation TTL), capped by CreationTime + min(MaxTTL (not for root),
 // ExplicitMaxTTL).
+//
+// A token created through a role first takes the role's current period
+// and explicit max TTL (see applyRole); if the role no longer exists,
+// Renew fails with ErrRoleNotFound.
 func (s *Store) Renew(ctx context.Context, e *Entry, increment time.Duration) (*Entry, error) {
 	if e == nil {
 		return nil, ErrNotFound
@@ -599,6 +606,10 @@ func (s *Store) Renew(ctx context.Context, e *Entry, increment time.Duration) (*
 	}
 	if !cur.Renewable {
 		return nil, ErrNotRenewable
+	}
+	changed, err := s.applyRole(ctx, cur)
+	if err != nil {
+		return nil, err
 	}
 
 	var ttl time.Duration
@@ -629,6 +640,11 @@ func (s *Store) Renew(ctx context.Context, e *Entry, increment time.Duration) (*
 		exp = maxValid
 	}
 	if exp.Equal(cur.ExpireTime) {
+		if changed {
+			if err := s.put(ctx, cur); err != nil {
+				return nil, err
+			}
+		}
 		return cur, nil
 	}
 	old := cur.ExpireTime
