@@ -44,6 +44,12 @@ type Backend struct {
 	PathsSpecial *logical.Paths
 	BackendType  logical.BackendType
 
+	// AuthRenew serves the kernel's renewal of a token this auth method
+	// issued (a RenewOperation carrying req.Auth, whatever the path). It
+	// answers with the Auth to apply or refuses with an error. Without it,
+	// tokens from this method cannot be renewed.
+	AuthRenew func(ctx context.Context, req *logical.Request) (*logical.Response, error)
+
 	InitializeFunc func(ctx context.Context) error
 	Invalidate     func(ctx context.Context, key string)
 	Clean          func(ctx context.Context)
@@ -130,6 +136,12 @@ func fieldData(p *Path, req *logical.Request, captures map[string]string) (*Fiel
 
 // HandleRequest implements logical.Backend.
 func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if req.Operation == logical.RenewOperation && req.Auth != nil {
+		if b.AuthRenew == nil {
+			return nil, logical.InvalidRequest("this auth method does not support token renewal")
+		}
+		return b.AuthRenew(ctx, req)
+	}
 	p, captures, err := b.route(req.Path)
 	if err != nil {
 		return nil, err

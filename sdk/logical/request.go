@@ -45,6 +45,12 @@ type Request struct {
 	// (one of the backend's unauthenticated special paths).
 	Unauthenticated bool
 
+	// Auth is set on a RenewOperation sent to an auth method: the auth
+	// data of the token being renewed, as the method returned it at login
+	// (IssueTime filled in by the kernel). Path is then the login path that
+	// created the token.
+	Auth *Auth
+
 	// Storage is the mount's private storage view. The host sets it; it is
 	// never serialised.
 	Storage Storage `json:"-"`
@@ -76,16 +82,43 @@ type Secret struct {
 	LeaseID      string
 }
 
-// Auth is returned by an auth method's login; the kernel mints a token from it.
+// Auth is returned by an auth method's login; the kernel mints a token from
+// it. The token gets Policies (plus "default" unless NoDefaultPolicy), a
+// display name "<mount>-<DisplayName>", and a TTL of TTL (or the mount's
+// default) capped by MaxTTL, ExplicitMaxTTL, the mount's and the system's
+// maximum. A periodic token (Period > 0) is renewed to Period each time.
+//
+// On renewal the kernel sends the token's Auth back in Request.Auth; the
+// method answers with the Auth to apply (it may change TTL and MaxTTL) or
+// refuses with an error, for example when the user was deleted.
 type Auth struct {
-	DisplayName  string
-	Policies     []string
-	Metadata     map[string]string
-	TTL          time.Duration
-	MaxTTL       time.Duration
-	Renewable    bool
-	NumUses      int
+	DisplayName     string
+	Policies        []string
+	NoDefaultPolicy bool
+	Metadata        map[string]string
+	TTL             time.Duration
+	MaxTTL          time.Duration
+	Period          time.Duration
+	ExplicitMaxTTL  time.Duration
+	Renewable       bool
+	NumUses         int
+	// BoundCIDRs limits the client addresses that may use the token.
+	BoundCIDRs []string
+	// Alias names the identity in the auth method (the user name, the
+	// role ID, the JWT's user claim).
+	Alias *Alias
+	// InternalData is kept with the token, never shown to clients, and
+	// given back on renewal.
 	InternalData map[string]any
+	// IssueTime is when the token was created; set by the kernel on
+	// renewal requests, ignored in login responses.
+	IssueTime time.Time
+}
+
+// Alias is an identity as an auth method knows it.
+type Alias struct {
+	Name     string
+	Metadata map[string]string
 }
 
 // ListResponse builds the standard response to a list operation.

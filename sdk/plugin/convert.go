@@ -64,6 +64,9 @@ func RequestToProto(r *logical.Request) (*pb.Request, error) {
 		MountPoint: r.MountPoint, MountType: r.MountType, MountAccessor: r.MountAccessor,
 		RemoteAddr: r.RemoteAddr, Unauthenticated: r.Unauthenticated,
 	}
+	if out.Auth, err = authToProto(r.Auth); err != nil {
+		return nil, err
+	}
 	if len(r.Headers) > 0 {
 		out.Headers = make(map[string]*pb.Header, len(r.Headers))
 		for k, v := range r.Headers {
@@ -83,6 +86,9 @@ func RequestFromProto(r *pb.Request) (*logical.Request, error) {
 		ID: r.Id, Operation: logical.Operation(r.Operation), Path: r.Path, Data: data,
 		MountPoint: r.MountPoint, MountType: r.MountType, MountAccessor: r.MountAccessor,
 		RemoteAddr: r.RemoteAddr, Unauthenticated: r.Unauthenticated,
+	}
+	if out.Auth, err = authFromProto(r.Auth); err != nil {
+		return nil, logical.InvalidRequest("request auth data is not valid")
 	}
 	if len(r.Headers) > 0 {
 		out.Headers = make(map[string][]string, len(r.Headers))
@@ -108,14 +114,8 @@ func ResponseToProto(r *logical.Response) (*pb.Response, error) {
 		out.Secret = &pb.Secret{TtlSeconds: int64(s.TTL / time.Second), MaxTtlSeconds: int64(s.MaxTTL / time.Second),
 			Renewable: s.Renewable, InternalDataJson: internal, LeaseId: s.LeaseID}
 	}
-	if a := r.Auth; a != nil {
-		internal, err := encodeJSON(a.InternalData)
-		if err != nil {
-			return nil, err
-		}
-		out.Auth = &pb.Auth{DisplayName: a.DisplayName, Policies: a.Policies, Metadata: a.Metadata,
-			TtlSeconds: int64(a.TTL / time.Second), MaxTtlSeconds: int64(a.MaxTTL / time.Second),
-			Renewable: a.Renewable, NumUses: int64(a.NumUses), InternalDataJson: internal}
+	if out.Auth, err = authToProto(r.Auth); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -135,14 +135,54 @@ func ResponseFromProto(r *pb.Response) (*logical.Response, error) {
 		out.Secret = &logical.Secret{TTL: time.Duration(s.TtlSeconds) * time.Second, MaxTTL: time.Duration(s.MaxTtlSeconds) * time.Second,
 			Renewable: s.Renewable, InternalData: internal, LeaseID: s.LeaseId}
 	}
-	if a := r.Auth; a != nil {
-		internal, err := decodeJSONMap(a.InternalDataJson)
-		if err != nil {
-			return nil, err
-		}
-		out.Auth = &logical.Auth{DisplayName: a.DisplayName, Policies: a.Policies, Metadata: a.Metadata,
-			TTL: time.Duration(a.TtlSeconds) * time.Second, MaxTTL: time.Duration(a.MaxTtlSeconds) * time.Second,
-			Renewable: a.Renewable, NumUses: int(a.NumUses), InternalData: internal}
+	if out.Auth, err = authFromProto(r.Auth); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func seconds(d time.Duration) int64 { return int64(d / time.Second) }
+
+func fromSeconds(s int64) time.Duration { return time.Duration(s) * time.Second }
+
+func authToProto(a *logical.Auth) (*pb.Auth, error) {
+	if a == nil {
+		return nil, nil
+	}
+	internal, err := encodeJSON(a.InternalData)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.Auth{DisplayName: a.DisplayName, Policies: a.Policies, Metadata: a.Metadata,
+		TtlSeconds: seconds(a.TTL), MaxTtlSeconds: seconds(a.MaxTTL), PeriodSeconds: seconds(a.Period),
+		ExplicitMaxTtlSeconds: seconds(a.ExplicitMaxTTL), NoDefaultPolicy: a.NoDefaultPolicy,
+		Renewable: a.Renewable, NumUses: int64(a.NumUses), BoundCidrs: a.BoundCIDRs, InternalDataJson: internal}
+	if !a.IssueTime.IsZero() {
+		out.IssueTimeUnixNano = a.IssueTime.UnixNano()
+	}
+	if a.Alias != nil {
+		out.Alias = &pb.Alias{Name: a.Alias.Name, Metadata: a.Alias.Metadata}
+	}
+	return out, nil
+}
+
+func authFromProto(a *pb.Auth) (*logical.Auth, error) {
+	if a == nil {
+		return nil, nil
+	}
+	internal, err := decodeJSONMap(a.InternalDataJson)
+	if err != nil {
+		return nil, err
+	}
+	out := &logical.Auth{DisplayName: a.DisplayName, Policies: a.Policies, Metadata: a.Metadata,
+		TTL: fromSeconds(a.TtlSeconds), MaxTTL: fromSeconds(a.MaxTtlSeconds), Period: fromSeconds(a.PeriodSeconds),
+		ExplicitMaxTTL: fromSeconds(a.ExplicitMaxTtlSeconds), NoDefaultPolicy: a.NoDefaultPolicy,
+		Renewable: a.Renewable, NumUses: int(a.NumUses), BoundCIDRs: a.BoundCidrs, InternalData: internal}
+	if a.IssueTimeUnixNano != 0 {
+		out.IssueTime = time.Unix(0, a.IssueTimeUnixNano).UTC()
+	}
+	if a.Alias != nil {
+		out.Alias = &logical.Alias{Name: a.Alias.Name, Metadata: a.Alias.Metadata}
 	}
 	return out, nil
 }

@@ -84,7 +84,7 @@ func (x StorageCall_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StorageCall_Op.Descriptor instead.
 func (StorageCall_Op) EnumDescriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{23, 0}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{24, 0}
 }
 
 type Empty struct {
@@ -748,8 +748,10 @@ type Request struct {
 	Headers         map[string]*Header `protobuf:"bytes,8,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	RemoteAddr      string             `protobuf:"bytes,9,opt,name=remote_addr,json=remoteAddr,proto3" json:"remote_addr,omitempty"`
 	Unauthenticated bool               `protobuf:"varint,10,opt,name=unauthenticated,proto3" json:"unauthenticated,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Set on a renew sent to an auth method: the token's auth data.
+	Auth          *Auth `protobuf:"bytes,11,opt,name=auth,proto3" json:"auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Request) Reset() {
@@ -852,6 +854,13 @@ func (x *Request) GetUnauthenticated() bool {
 	return false
 }
 
+func (x *Request) GetAuth() *Auth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
 type Secret struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	TtlSeconds       int64                  `protobuf:"varint,1,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
@@ -929,17 +938,24 @@ func (x *Secret) GetLeaseId() string {
 }
 
 type Auth struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	DisplayName      string                 `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	Policies         []string               `protobuf:"bytes,2,rep,name=policies,proto3" json:"policies,omitempty"`
-	Metadata         map[string]string      `protobuf:"bytes,3,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	TtlSeconds       int64                  `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
-	MaxTtlSeconds    int64                  `protobuf:"varint,5,opt,name=max_ttl_seconds,json=maxTtlSeconds,proto3" json:"max_ttl_seconds,omitempty"`
-	Renewable        bool                   `protobuf:"varint,6,opt,name=renewable,proto3" json:"renewable,omitempty"`
-	NumUses          int64                  `protobuf:"varint,7,opt,name=num_uses,json=numUses,proto3" json:"num_uses,omitempty"`
-	InternalDataJson []byte                 `protobuf:"bytes,8,opt,name=internal_data_json,json=internalDataJson,proto3" json:"internal_data_json,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	DisplayName           string                 `protobuf:"bytes,1,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Policies              []string               `protobuf:"bytes,2,rep,name=policies,proto3" json:"policies,omitempty"`
+	Metadata              map[string]string      `protobuf:"bytes,3,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	TtlSeconds            int64                  `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	MaxTtlSeconds         int64                  `protobuf:"varint,5,opt,name=max_ttl_seconds,json=maxTtlSeconds,proto3" json:"max_ttl_seconds,omitempty"`
+	Renewable             bool                   `protobuf:"varint,6,opt,name=renewable,proto3" json:"renewable,omitempty"`
+	NumUses               int64                  `protobuf:"varint,7,opt,name=num_uses,json=numUses,proto3" json:"num_uses,omitempty"`
+	InternalDataJson      []byte                 `protobuf:"bytes,8,opt,name=internal_data_json,json=internalDataJson,proto3" json:"internal_data_json,omitempty"`
+	PeriodSeconds         int64                  `protobuf:"varint,9,opt,name=period_seconds,json=periodSeconds,proto3" json:"period_seconds,omitempty"`
+	ExplicitMaxTtlSeconds int64                  `protobuf:"varint,10,opt,name=explicit_max_ttl_seconds,json=explicitMaxTtlSeconds,proto3" json:"explicit_max_ttl_seconds,omitempty"`
+	NoDefaultPolicy       bool                   `protobuf:"varint,11,opt,name=no_default_policy,json=noDefaultPolicy,proto3" json:"no_default_policy,omitempty"`
+	BoundCidrs            []string               `protobuf:"bytes,12,rep,name=bound_cidrs,json=boundCidrs,proto3" json:"bound_cidrs,omitempty"`
+	Alias                 *Alias                 `protobuf:"bytes,13,opt,name=alias,proto3" json:"alias,omitempty"`
+	// Unix time in nanoseconds; 0 when unset.
+	IssueTimeUnixNano int64 `protobuf:"varint,14,opt,name=issue_time_unix_nano,json=issueTimeUnixNano,proto3" json:"issue_time_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Auth) Reset() {
@@ -1028,6 +1044,100 @@ func (x *Auth) GetInternalDataJson() []byte {
 	return nil
 }
 
+func (x *Auth) GetPeriodSeconds() int64 {
+	if x != nil {
+		return x.PeriodSeconds
+	}
+	return 0
+}
+
+func (x *Auth) GetExplicitMaxTtlSeconds() int64 {
+	if x != nil {
+		return x.ExplicitMaxTtlSeconds
+	}
+	return 0
+}
+
+func (x *Auth) GetNoDefaultPolicy() bool {
+	if x != nil {
+		return x.NoDefaultPolicy
+	}
+	return false
+}
+
+func (x *Auth) GetBoundCidrs() []string {
+	if x != nil {
+		return x.BoundCidrs
+	}
+	return nil
+}
+
+func (x *Auth) GetAlias() *Alias {
+	if x != nil {
+		return x.Alias
+	}
+	return nil
+}
+
+func (x *Auth) GetIssueTimeUnixNano() int64 {
+	if x != nil {
+		return x.IssueTimeUnixNano
+	}
+	return 0
+}
+
+type Alias struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Metadata      map[string]string      `protobuf:"bytes,2,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Alias) Reset() {
+	*x = Alias{}
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Alias) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Alias) ProtoMessage() {}
+
+func (x *Alias) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Alias.ProtoReflect.Descriptor instead.
+func (*Alias) Descriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Alias) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Alias) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
 type Response struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	DataJson      []byte                 `protobuf:"bytes,1,opt,name=data_json,json=dataJson,proto3" json:"data_json,omitempty"`
@@ -1041,7 +1151,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1163,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1176,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Response) GetDataJson() []byte {
@@ -1116,7 +1226,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1128,7 +1238,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1141,7 +1251,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Error) GetCode() int32 {
@@ -1173,7 +1283,7 @@ type HandleRequestArgs struct {
 
 func (x *HandleRequestArgs) Reset() {
 	*x = HandleRequestArgs{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1295,7 @@ func (x *HandleRequestArgs) String() string {
 func (*HandleRequestArgs) ProtoMessage() {}
 
 func (x *HandleRequestArgs) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1308,7 @@ func (x *HandleRequestArgs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleRequestArgs.ProtoReflect.Descriptor instead.
 func (*HandleRequestArgs) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *HandleRequestArgs) GetMountId() string {
@@ -1245,7 +1355,7 @@ type HandleRequestReply struct {
 
 func (x *HandleRequestReply) Reset() {
 	*x = HandleRequestReply{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1257,7 +1367,7 @@ func (x *HandleRequestReply) String() string {
 func (*HandleRequestReply) ProtoMessage() {}
 
 func (x *HandleRequestReply) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1270,7 +1380,7 @@ func (x *HandleRequestReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandleRequestReply.ProtoReflect.Descriptor instead.
 func (*HandleRequestReply) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HandleRequestReply) GetResponse() *Response {
@@ -1318,7 +1428,7 @@ type InvalidateKeyArgs struct {
 
 func (x *InvalidateKeyArgs) Reset() {
 	*x = InvalidateKeyArgs{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1440,7 @@ func (x *InvalidateKeyArgs) String() string {
 func (*InvalidateKeyArgs) ProtoMessage() {}
 
 func (x *InvalidateKeyArgs) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1453,7 @@ func (x *InvalidateKeyArgs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvalidateKeyArgs.ProtoReflect.Descriptor instead.
 func (*InvalidateKeyArgs) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InvalidateKeyArgs) GetMountId() string {
@@ -1373,7 +1483,7 @@ type ChannelInfo struct {
 
 func (x *ChannelInfo) Reset() {
 	*x = ChannelInfo{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1495,7 @@ func (x *ChannelInfo) String() string {
 func (*ChannelInfo) ProtoMessage() {}
 
 func (x *ChannelInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1508,7 @@ func (x *ChannelInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChannelInfo.ProtoReflect.Descriptor instead.
 func (*ChannelInfo) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ChannelInfo) GetSocketPath() string {
@@ -1437,7 +1547,7 @@ type Frame struct {
 
 func (x *Frame) Reset() {
 	*x = Frame{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1559,7 @@ func (x *Frame) String() string {
 func (*Frame) ProtoMessage() {}
 
 func (x *Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1572,7 @@ func (x *Frame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Frame.ProtoReflect.Descriptor instead.
 func (*Frame) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Frame) GetId() uint64 {
@@ -1583,7 +1693,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1705,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1718,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Hello) GetNonce() []byte {
@@ -1634,7 +1744,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1756,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1769,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 // StorageCall is one operation on a mount's storage view. The host serves
@@ -1678,7 +1788,7 @@ type StorageCall struct {
 
 func (x *StorageCall) Reset() {
 	*x = StorageCall{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1800,7 @@ func (x *StorageCall) String() string {
 func (*StorageCall) ProtoMessage() {}
 
 func (x *StorageCall) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1703,7 +1813,7 @@ func (x *StorageCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageCall.ProtoReflect.Descriptor instead.
 func (*StorageCall) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StorageCall) GetMountId() string {
@@ -1752,7 +1862,7 @@ type StorageOp struct {
 
 func (x *StorageOp) Reset() {
 	*x = StorageOp{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +1874,7 @@ func (x *StorageOp) String() string {
 func (*StorageOp) ProtoMessage() {}
 
 func (x *StorageOp) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +1887,7 @@ func (x *StorageOp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageOp.ProtoReflect.Descriptor instead.
 func (*StorageOp) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StorageOp) GetKey() string {
@@ -1813,7 +1923,7 @@ type StorageResult struct {
 
 func (x *StorageResult) Reset() {
 	*x = StorageResult{}
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +1935,7 @@ func (x *StorageResult) String() string {
 func (*StorageResult) ProtoMessage() {}
 
 func (x *StorageResult) ProtoReflect() protoreflect.Message {
-	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +1948,7 @@ func (x *StorageResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StorageResult.ProtoReflect.Descriptor instead.
 func (*StorageResult) Descriptor() ([]byte, []int) {
-	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StorageResult) GetFound() bool {
@@ -1925,7 +2035,7 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fdefault_json\x18\x05 \x01(\fR\vdefaultJson\x12.\n" +
 	"\x13allowed_values_json\x18\x06 \x01(\fR\x11allowedValuesJson\" \n" +
 	"\x06Header\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values\"\xae\x03\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\xd8\x03\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\toperation\x18\x02 \x01(\tR\toperation\x12\x12\n" +
@@ -1940,7 +2050,8 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"\vremote_addr\x18\t \x01(\tR\n" +
 	"remoteAddr\x12(\n" +
 	"\x0funauthenticated\x18\n" +
-	" \x01(\bR\x0funauthenticated\x1aR\n" +
+	" \x01(\bR\x0funauthenticated\x12(\n" +
+	"\x04auth\x18\v \x01(\v2\x14.ward.plugin.v1.AuthR\x04auth\x1aR\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
 	"\x05value\x18\x02 \x01(\v2\x16.ward.plugin.v1.HeaderR\x05value:\x028\x01\"\xb8\x01\n" +
@@ -1950,7 +2061,7 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x0fmax_ttl_seconds\x18\x02 \x01(\x03R\rmaxTtlSeconds\x12\x1c\n" +
 	"\trenewable\x18\x03 \x01(\bR\trenewable\x12,\n" +
 	"\x12internal_data_json\x18\x04 \x01(\fR\x10internalDataJson\x12\x19\n" +
-	"\blease_id\x18\x05 \x01(\tR\aleaseId\"\xf2\x02\n" +
+	"\blease_id\x18\x05 \x01(\tR\aleaseId\"\xfd\x04\n" +
 	"\x04Auth\x12!\n" +
 	"\fdisplay_name\x18\x01 \x01(\tR\vdisplayName\x12\x1a\n" +
 	"\bpolicies\x18\x02 \x03(\tR\bpolicies\x12>\n" +
@@ -1960,7 +2071,21 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x0fmax_ttl_seconds\x18\x05 \x01(\x03R\rmaxTtlSeconds\x12\x1c\n" +
 	"\trenewable\x18\x06 \x01(\bR\trenewable\x12\x19\n" +
 	"\bnum_uses\x18\a \x01(\x03R\anumUses\x12,\n" +
-	"\x12internal_data_json\x18\b \x01(\fR\x10internalDataJson\x1a;\n" +
+	"\x12internal_data_json\x18\b \x01(\fR\x10internalDataJson\x12%\n" +
+	"\x0eperiod_seconds\x18\t \x01(\x03R\rperiodSeconds\x127\n" +
+	"\x18explicit_max_ttl_seconds\x18\n" +
+	" \x01(\x03R\x15explicitMaxTtlSeconds\x12*\n" +
+	"\x11no_default_policy\x18\v \x01(\bR\x0fnoDefaultPolicy\x12\x1f\n" +
+	"\vbound_cidrs\x18\f \x03(\tR\n" +
+	"boundCidrs\x12+\n" +
+	"\x05alias\x18\r \x01(\v2\x15.ward.plugin.v1.AliasR\x05alias\x12/\n" +
+	"\x14issue_time_unix_nano\x18\x0e \x01(\x03R\x11issueTimeUnixNano\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x99\x01\n" +
+	"\x05Alias\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12?\n" +
+	"\bmetadata\x18\x02 \x03(\v2#.ward.plugin.v1.Alias.MetadataEntryR\bmetadata\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\x01\n" +
@@ -2049,7 +2174,7 @@ func file_ward_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_ward_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ward_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_ward_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_ward_plugin_v1_plugin_proto_goTypes = []any{
 	(StorageCall_Op)(0),        // 0: ward.plugin.v1.StorageCall.Op
 	(*Empty)(nil),              // 1: ward.plugin.v1.Empty
@@ -2066,61 +2191,66 @@ var file_ward_plugin_v1_plugin_proto_goTypes = []any{
 	(*Request)(nil),            // 12: ward.plugin.v1.Request
 	(*Secret)(nil),             // 13: ward.plugin.v1.Secret
 	(*Auth)(nil),               // 14: ward.plugin.v1.Auth
-	(*Response)(nil),           // 15: ward.plugin.v1.Response
-	(*Error)(nil),              // 16: ward.plugin.v1.Error
-	(*HandleRequestArgs)(nil),  // 17: ward.plugin.v1.HandleRequestArgs
-	(*HandleRequestReply)(nil), // 18: ward.plugin.v1.HandleRequestReply
-	(*InvalidateKeyArgs)(nil),  // 19: ward.plugin.v1.InvalidateKeyArgs
-	(*ChannelInfo)(nil),        // 20: ward.plugin.v1.ChannelInfo
-	(*Frame)(nil),              // 21: ward.plugin.v1.Frame
-	(*Hello)(nil),              // 22: ward.plugin.v1.Hello
-	(*Cancel)(nil),             // 23: ward.plugin.v1.Cancel
-	(*StorageCall)(nil),        // 24: ward.plugin.v1.StorageCall
-	(*StorageOp)(nil),          // 25: ward.plugin.v1.StorageOp
-	(*StorageResult)(nil),      // 26: ward.plugin.v1.StorageResult
-	nil,                        // 27: ward.plugin.v1.SetupRequest.ConfigEntry
-	nil,                        // 28: ward.plugin.v1.Request.HeadersEntry
-	nil,                        // 29: ward.plugin.v1.Auth.MetadataEntry
+	(*Alias)(nil),              // 15: ward.plugin.v1.Alias
+	(*Response)(nil),           // 16: ward.plugin.v1.Response
+	(*Error)(nil),              // 17: ward.plugin.v1.Error
+	(*HandleRequestArgs)(nil),  // 18: ward.plugin.v1.HandleRequestArgs
+	(*HandleRequestReply)(nil), // 19: ward.plugin.v1.HandleRequestReply
+	(*InvalidateKeyArgs)(nil),  // 20: ward.plugin.v1.InvalidateKeyArgs
+	(*ChannelInfo)(nil),        // 21: ward.plugin.v1.ChannelInfo
+	(*Frame)(nil),              // 22: ward.plugin.v1.Frame
+	(*Hello)(nil),              // 23: ward.plugin.v1.Hello
+	(*Cancel)(nil),             // 24: ward.plugin.v1.Cancel
+	(*StorageCall)(nil),        // 25: ward.plugin.v1.StorageCall
+	(*StorageOp)(nil),          // 26: ward.plugin.v1.StorageOp
+	(*StorageResult)(nil),      // 27: ward.plugin.v1.StorageResult
+	nil,                        // 28: ward.plugin.v1.SetupRequest.ConfigEntry
+	nil,                        // 29: ward.plugin.v1.Request.HeadersEntry
+	nil,                        // 30: ward.plugin.v1.Auth.MetadataEntry
+	nil,                        // 31: ward.plugin.v1.Alias.MetadataEntry
 }
 var file_ward_plugin_v1_plugin_proto_depIdxs = []int32{
-	27, // 0: ward.plugin.v1.SetupRequest.config:type_name -> ward.plugin.v1.SetupRequest.ConfigEntry
-	16, // 1: ward.plugin.v1.SetupReply.error:type_name -> ward.plugin.v1.Error
+	28, // 0: ward.plugin.v1.SetupRequest.config:type_name -> ward.plugin.v1.SetupRequest.ConfigEntry
+	17, // 1: ward.plugin.v1.SetupReply.error:type_name -> ward.plugin.v1.Error
 	7,  // 2: ward.plugin.v1.SetupReply.special_paths:type_name -> ward.plugin.v1.Paths
 	8,  // 3: ward.plugin.v1.SetupReply.schema:type_name -> ward.plugin.v1.Schema
 	9,  // 4: ward.plugin.v1.Schema.paths:type_name -> ward.plugin.v1.PathSchema
 	10, // 5: ward.plugin.v1.PathSchema.fields:type_name -> ward.plugin.v1.FieldInfo
-	28, // 6: ward.plugin.v1.Request.headers:type_name -> ward.plugin.v1.Request.HeadersEntry
-	29, // 7: ward.plugin.v1.Auth.metadata:type_name -> ward.plugin.v1.Auth.MetadataEntry
-	13, // 8: ward.plugin.v1.Response.secret:type_name -> ward.plugin.v1.Secret
-	14, // 9: ward.plugin.v1.Response.auth:type_name -> ward.plugin.v1.Auth
-	12, // 10: ward.plugin.v1.HandleRequestArgs.request:type_name -> ward.plugin.v1.Request
-	15, // 11: ward.plugin.v1.HandleRequestReply.response:type_name -> ward.plugin.v1.Response
-	16, // 12: ward.plugin.v1.HandleRequestReply.error:type_name -> ward.plugin.v1.Error
-	22, // 13: ward.plugin.v1.Frame.hello:type_name -> ward.plugin.v1.Hello
-	17, // 14: ward.plugin.v1.Frame.request:type_name -> ward.plugin.v1.HandleRequestArgs
-	18, // 15: ward.plugin.v1.Frame.reply:type_name -> ward.plugin.v1.HandleRequestReply
-	23, // 16: ward.plugin.v1.Frame.cancel:type_name -> ward.plugin.v1.Cancel
-	24, // 17: ward.plugin.v1.Frame.storage_call:type_name -> ward.plugin.v1.StorageCall
-	26, // 18: ward.plugin.v1.Frame.storage_result:type_name -> ward.plugin.v1.StorageResult
-	0,  // 19: ward.plugin.v1.StorageCall.op:type_name -> ward.plugin.v1.StorageCall.Op
-	25, // 20: ward.plugin.v1.StorageCall.ops:type_name -> ward.plugin.v1.StorageOp
-	16, // 21: ward.plugin.v1.StorageResult.error:type_name -> ward.plugin.v1.Error
-	11, // 22: ward.plugin.v1.Request.HeadersEntry.value:type_name -> ward.plugin.v1.Header
-	2,  // 23: ward.plugin.v1.Backend.Info:input_type -> ward.plugin.v1.InfoRequest
-	1,  // 24: ward.plugin.v1.Backend.OpenChannel:input_type -> ward.plugin.v1.Empty
-	5,  // 25: ward.plugin.v1.Backend.Setup:input_type -> ward.plugin.v1.SetupRequest
-	19, // 26: ward.plugin.v1.Backend.InvalidateKey:input_type -> ward.plugin.v1.InvalidateKeyArgs
-	4,  // 27: ward.plugin.v1.Backend.Cleanup:input_type -> ward.plugin.v1.MountRef
-	3,  // 28: ward.plugin.v1.Backend.Info:output_type -> ward.plugin.v1.InfoReply
-	20, // 29: ward.plugin.v1.Backend.OpenChannel:output_type -> ward.plugin.v1.ChannelInfo
-	6,  // 30: ward.plugin.v1.Backend.Setup:output_type -> ward.plugin.v1.SetupReply
-	1,  // 31: ward.plugin.v1.Backend.InvalidateKey:output_type -> ward.plugin.v1.Empty
-	1,  // 32: ward.plugin.v1.Backend.Cleanup:output_type -> ward.plugin.v1.Empty
-	28, // [28:33] is the sub-list for method output_type
-	23, // [23:28] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	29, // 6: ward.plugin.v1.Request.headers:type_name -> ward.plugin.v1.Request.HeadersEntry
+	14, // 7: ward.plugin.v1.Request.auth:type_name -> ward.plugin.v1.Auth
+	30, // 8: ward.plugin.v1.Auth.metadata:type_name -> ward.plugin.v1.Auth.MetadataEntry
+	15, // 9: ward.plugin.v1.Auth.alias:type_name -> ward.plugin.v1.Alias
+	31, // 10: ward.plugin.v1.Alias.metadata:type_name -> ward.plugin.v1.Alias.MetadataEntry
+	13, // 11: ward.plugin.v1.Response.secret:type_name -> ward.plugin.v1.Secret
+	14, // 12: ward.plugin.v1.Response.auth:type_name -> ward.plugin.v1.Auth
+	12, // 13: ward.plugin.v1.HandleRequestArgs.request:type_name -> ward.plugin.v1.Request
+	16, // 14: ward.plugin.v1.HandleRequestReply.response:type_name -> ward.plugin.v1.Response
+	17, // 15: ward.plugin.v1.HandleRequestReply.error:type_name -> ward.plugin.v1.Error
+	23, // 16: ward.plugin.v1.Frame.hello:type_name -> ward.plugin.v1.Hello
+	18, // 17: ward.plugin.v1.Frame.request:type_name -> ward.plugin.v1.HandleRequestArgs
+	19, // 18: ward.plugin.v1.Frame.reply:type_name -> ward.plugin.v1.HandleRequestReply
+	24, // 19: ward.plugin.v1.Frame.cancel:type_name -> ward.plugin.v1.Cancel
+	25, // 20: ward.plugin.v1.Frame.storage_call:type_name -> ward.plugin.v1.StorageCall
+	27, // 21: ward.plugin.v1.Frame.storage_result:type_name -> ward.plugin.v1.StorageResult
+	0,  // 22: ward.plugin.v1.StorageCall.op:type_name -> ward.plugin.v1.StorageCall.Op
+	26, // 23: ward.plugin.v1.StorageCall.ops:type_name -> ward.plugin.v1.StorageOp
+	17, // 24: ward.plugin.v1.StorageResult.error:type_name -> ward.plugin.v1.Error
+	11, // 25: ward.plugin.v1.Request.HeadersEntry.value:type_name -> ward.plugin.v1.Header
+	2,  // 26: ward.plugin.v1.Backend.Info:input_type -> ward.plugin.v1.InfoRequest
+	1,  // 27: ward.plugin.v1.Backend.OpenChannel:input_type -> ward.plugin.v1.Empty
+	5,  // 28: ward.plugin.v1.Backend.Setup:input_type -> ward.plugin.v1.SetupRequest
+	20, // 29: ward.plugin.v1.Backend.InvalidateKey:input_type -> ward.plugin.v1.InvalidateKeyArgs
+	4,  // 30: ward.plugin.v1.Backend.Cleanup:input_type -> ward.plugin.v1.MountRef
+	3,  // 31: ward.plugin.v1.Backend.Info:output_type -> ward.plugin.v1.InfoReply
+	21, // 32: ward.plugin.v1.Backend.OpenChannel:output_type -> ward.plugin.v1.ChannelInfo
+	6,  // 33: ward.plugin.v1.Backend.Setup:output_type -> ward.plugin.v1.SetupReply
+	1,  // 34: ward.plugin.v1.Backend.InvalidateKey:output_type -> ward.plugin.v1.Empty
+	1,  // 35: ward.plugin.v1.Backend.Cleanup:output_type -> ward.plugin.v1.Empty
+	31, // [31:36] is the sub-list for method output_type
+	26, // [26:31] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_ward_plugin_v1_plugin_proto_init() }
@@ -2128,7 +2258,7 @@ func file_ward_plugin_v1_plugin_proto_init() {
 	if File_ward_plugin_v1_plugin_proto != nil {
 		return
 	}
-	file_ward_plugin_v1_plugin_proto_msgTypes[20].OneofWrappers = []any{
+	file_ward_plugin_v1_plugin_proto_msgTypes[21].OneofWrappers = []any{
 		(*Frame_Hello)(nil),
 		(*Frame_Request)(nil),
 		(*Frame_Reply)(nil),
@@ -2142,7 +2272,7 @@ func file_ward_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ward_plugin_v1_plugin_proto_rawDesc), len(file_ward_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
