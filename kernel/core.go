@@ -113,12 +113,13 @@ type Core struct {
 type unsealedState struct {
 	tokens    *token.Store
 	policies  *policyStore
-	mounts    *mount.Table
+	secrets   *mountKind // sys/mounts
+	auths     *mountKind // sys/auth, routed under auth/
 	router    *router.Router
 	catalog   *plugin.Catalog
 	runner    *plugin.Runner
 	handlesMu sync.Mutex                // protects handles
-	handles   map[string]*plugin.Handle // mount path -> handle
+	handles   map[string]*plugin.Handle // route prefix -> handle
 
 	// opMu serialises the operations that change mounts or plugins, and
 	// Seal takes it so none is half-done when the state goes away.
@@ -323,12 +324,21 @@ func (c *Core) postUnseal(ctx context.Context) error {
 			return fmt.Errorf("decode cluster info: %w", err)
 		}
 	}
-	if u.tokens, err = token.NewStore(ctx, c.barrier.View("sys/token/"), c.tokenOptions()); err != nil {
+	topts := c.tokenOptions()
+	topts.RenewAuth = c.renewAuth(u)
+	if u.tokens, err = token.NewStore(ctx, c.barrier.View("sys/token/"), topts); err != nil {
 		return err
 	}
-	if u.mounts, err = mount.Load(ctx, c.barrier.View("core/"), "mounts"); err != nil {
+	secrets, err := mount.Load(ctx, c.barrier.View("core/"), "mounts", mount.SecretReserved)
+	if err != nil {
 		return err
 	}
+	auths, err := mount.Load(ctx, c.barrier.View("core/"), "auth", nil)
+	if err != nil {
+		return err
+	}
+	u.secrets = &mountKind{table: secrets, pluginType: logical.TypeSecret, noun: "secret engine"}
+	u.auths = &mountKind{table: auths, routePrefix: "auth/", pluginType: logical.TypeAuth, noun: "auth method"}
 	if u.policies, err = newPolicyStore(ctx, c.barrier.View("sys/policy/"), c.cfg.Now); err != nil {
 		return err
 	}
@@ -340,20 +350,25 @@ func (c *Core) postUnseal(ctx context.Context) error {
 
 	sysEntry := &mount.Entry{Path: "sys/", Type: "system", UUID: "sys", Accessor: "system",
 		Description: "system endpoints used for control, policy and debugging"}
-	u.mounts.AddBuiltin(sysEntry)
+	u.secrets.table.AddBuiltin(sysEntry)
+	tokenEntry := &mount.Entry{Path: "token/", Type: "token", UUID: "token", Accessor: u.tokenAuthAccessor(),
+		Description: "token based credentials"}
+	u.auths.table.AddBuiltin(tokenEntry)
 	u.system = c.systemBackend(u)
 	u.router.Add(&router.Route{Prefix: "sys/", Type: "system", Accessor: sysEntry.Accessor, Handler: u.system.(router.Handler)})
-	u.router.Add(&router.Route{Prefix: "auth/token/", Type: "token", Accessor: u.tokenAuthAccessor(), Handler: u.tokens.Backend()})
+	u.router.Add(&router.Route{Prefix: "auth/token/", Type: "token", Accessor: tokenEntry.Accessor, Handler: u.tokens.Backend()})
 
 	// Start every plugin mount. A mount whose plugin fails stays routed and
 	// answers 502 until the plugin works again: one broken plugin must not
 	// keep the whole server sealed.
-	for _, e := range u.mounts.Entries() {
-		if e.Builtin {
-			continue
-		}
-		if err := c.startMount(ctx, u, e); err != nil {
-			c.logger.Error("mount failed to start", "path", e.Path, "type", e.Type, "error", err)
+	for _, k := range []*mountKind{u.secrets, u.auths} {
+		for _, e := range k.table.Entries() {
+			if e.Builtin {
+				continue
+			}
+			if err := c.startMount(ctx, u, k, e); err != nil {
+				c.logger.Error(k.noun+" failed to start", "path", k.route(e), "type", e.Type, "error", err)
+			}
 		}
 	}
 
@@ -369,25 +384,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	c.unsealed = u
 	c.mu.Unlock()
 	c.cfg.Metrics.SetSealed(false)
-	c.logger.Info("server unsealed", "mounts", len(u.mounts.Entries()))
-	return nil
-}
-
-// startMount sets a mount up with its plugin and routes it.
-func (c *Core) startMount(ctx context.Context, u *unsealedState, e *mount.Entry) error {
-	h, err := u.runner.Mount(ctx, plugin.MountSpec{
-		ID: e.UUID, Path: e.Path, PluginType: string(logical.TypeSecret), PluginName: e.Type,
-		Config: e.Options, Storage: c.barrier.View(e.StoragePrefix()),
-	})
-	route := &router.Route{Prefix: e.Path, Type: e.Type, Accessor: e.Accessor}
-	if err != nil {
-		route.Handler = unavailable{err: err}
-		u.router.Add(route)
-		return err
-	}
-	route.Handler = h
-	u.setHandle(e.Path, h)
-	u.router.Add(route)
+	c.logger.Info("server unsealed", "mounts", len(u.secrets.table.Entries()), "auth_methods", len(u.auths.table.Entries()))
 	return nil
 }
 
@@ -452,10 +449,6 @@ func (c *Core) PluginProcess(typ, name string) (plugin.Info, bool) {
 func (u *unsealedState) tokenAuthAccessor() string {
 	sum := sha256.Sum256([]byte("auth/token/" + u.cluster.ID))
 	return "auth_token_" + hex.EncodeToString(sum[:4])
-}
-
-func routeFor(e *mount.Entry, h *plugin.Handle) *router.Route {
-	return &router.Route{Prefix: e.Path, Type: e.Type, Accessor: e.Accessor, Handler: h}
 }
 
 func (u *unsealedState) setHandle(path string, h *plugin.Handle) {

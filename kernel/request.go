@@ -12,6 +12,7 @@ import (
 	"github.com/wardproject/ward/kernel/policy"
 	"github.com/wardproject/ward/kernel/router"
 	"github.com/wardproject/ward/kernel/token"
+	"github.com/wardproject/ward/sdk/framework"
 	"github.com/wardproject/ward/sdk/logical"
 )
 
@@ -40,27 +41,30 @@ type Response struct {
 // then the mount's handler. It never holds a kernel-wide lock while the
 // handler (possibly a plugin) runs.
 func (c *Core) HandleRequest(ctx context.Context, r *Request) (*Response, error) {
-	resp, err := c.handle(ctx, r)
-	if err != nil || resp == nil {
+	out, err := c.handle(ctx, r)
+	if err != nil || out == nil {
 		return nil, err
 	}
-	if sc := resp.StatusCode; sc != 0 && (sc < 200 || sc > 599) {
+	if sc := out.StatusCode; sc != 0 && (sc < 200 || sc > 599) {
 		return nil, fmt.Errorf("%w: backend answered with invalid HTTP status %d", plugin.ErrUnavailable, sc)
 	}
-	out := &Response{Response: resp}
 	// The token backend (in-kernel) returns the envelope auth block under
 	// data.auth; lift it where clients expect it.
-	if a, ok := resp.Data["auth"].(map[string]any); ok && strings.HasPrefix(r.Path, "auth/token/") {
+	if a, ok := out.Data["auth"].(map[string]any); ok && strings.HasPrefix(r.Path, "auth/token/") {
 		out.TokenAuth = a
 		out.Data = nil
 	}
 	return out, nil
 }
 
-func (c *Core) handle(ctx context.Context, r *Request) (resp *logical.Response, err error) {
+func (c *Core) handle(ctx context.Context, r *Request) (out *Response, err error) {
 	start := time.Now()
 	mountLabel := "none"
 	defer func() {
+		var resp *logical.Response
+		if out != nil {
+			resp = out.Response
+		}
 		c.cfg.Metrics.ObserveRequest(mountLabel, string(r.Operation), StatusCode(r.Operation, resp, err), time.Since(start))
 	}()
 
@@ -93,7 +97,7 @@ func (c *Core) handle(ctx context.Context, r *Request) (resp *logical.Response, 
 		if err != nil {
 			return nil, err
 		}
-		if te == nil {
+		if te == nil || !framework.CIDRsContain(te.BoundCIDRs, r.RemoteAddr) {
 			return nil, logical.ErrPermissionDenied
 		}
 		// A write needs "create" or "update" depending on whether its target
@@ -142,7 +146,15 @@ func (c *Core) handle(ctx context.Context, r *Request) (resp *logical.Response, 
 	req.MountType = route.Type
 	req.MountAccessor = route.Accessor
 	req.Unauthenticated = unauth
-	return route.Handler.HandleRequest(ctx, &req)
+	req.Auth = nil // only the kernel's renewal sends one
+	resp, err := route.Handler.HandleRequest(ctx, &req)
+	if err != nil || resp == nil {
+		return nil, err
+	}
+	if resp.Auth != nil {
+		return c.login(ctx, u, r, route, resp)
+	}
+	return &Response{Response: resp}, nil
 }
 
 // StatusCode is the HTTP status of a kernel result, following Vault:
@@ -167,7 +179,7 @@ func StatusCode(op logical.Operation, resp *logical.Response, err error) int {
 
 // Authorize checks that clientToken may perform op on path (a full API
 // path), for endpoints served outside the router such as sys/metrics.
-func (c *Core) Authorize(ctx context.Context, clientToken, path string, op logical.Operation) error {
+func (c *Core) Authorize(ctx context.Context, clientToken, remoteAddr, path string, op logical.Operation) error {
 	u, err := c.state()
 	if err != nil {
 		return err
@@ -179,14 +191,14 @@ func (c *Core) Authorize(ctx context.Context, clientToken, path string, op logic
 	if err != nil {
 		return err
 	}
-	if te == nil {
+	if te == nil || !framework.CIDRsContain(te.BoundCIDRs, remoteAddr) {
 		return logical.ErrPermissionDenied
 	}
 	acl, err := u.policies.acl(ctx, te.Policies)
 	if err != nil {
 		return err
 	}
-	in := c.policyInput(&Request{Request: &logical.Request{Path: path, Operation: op}}, te, nil)
+	in := c.policyInput(&Request{Request: &logical.Request{Path: path, Operation: op, RemoteAddr: remoteAddr}}, te, nil)
 	if !acl.Authorize(ctx, in, false).Allowed {
 		return logical.ErrPermissionDenied
 	}

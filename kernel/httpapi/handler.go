@@ -342,7 +342,7 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.opts.UnauthenticatedMetrics {
 		// Reading metrics is a read on sys/metrics through the normal ACL.
-		if err := s.core.Authorize(r.Context(), clientToken(r), "sys/metrics", logical.ReadOperation); err != nil {
+		if err := s.core.Authorize(r.Context(), clientToken(r), r.RemoteAddr, "sys/metrics", logical.ReadOperation); err != nil {
 			respondError(w, statusOf(err), err)
 			return
 		}

@@ -44,8 +44,10 @@ type Entry struct {
 // StoragePrefix is the barrier prefix of the mount's private storage view.
 func (e *Entry) StoragePrefix() string { return "logical/" + e.UUID + "/" }
 
-// reserved prefixes no secret engine may be mounted at or under.
-var reserved = []string{"sys/", "auth/", "cubbyhole/", "identity/"}
+// SecretReserved are the prefixes no secret engine may be mounted at or
+// under. Auth methods live in their own table, routed under auth/, which
+// reserves nothing but its built-in token/ entry.
+var SecretReserved = []string{"sys/", "auth/", "cubbyhole/", "identity/"}
 
 // NormalizePath cleans a user-supplied mount path and checks it.
 func NormalizePath(p string) (string, error) {
@@ -73,16 +75,18 @@ func NewEntry(path, typ string) *Entry {
 
 // Table is the mount table.
 type Table struct {
-	storage logical.Storage
-	key     string
+	storage  logical.Storage
+	key      string
+	reserved []string
 
 	mu      sync.RWMutex // protects entries; held while persisting changes
 	entries map[string]*Entry
 }
 
-// Load reads the table stored at key in storage (empty if absent).
-func Load(ctx context.Context, storage logical.Storage, key string) (*Table, error) {
-	t := &Table{storage: storage, key: key, entries: map[string]*Entry{}}
+// Load reads the table stored at key in storage (empty if absent). No new
+// mount may use a path under one of the reserved prefixes.
+func Load(ctx context.Context, storage logical.Storage, key string, reserved []string) (*Table, error) {
+	t := &Table{storage: storage, key: key, reserved: reserved, entries: map[string]*Entry{}}
 	se, err := storage.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("load mount table: %w", err)
@@ -130,7 +134,7 @@ func (t *Table) CheckPath(path string) error {
 }
 
 func (t *Table) checkPathLocked(path string) error {
-	for _, r := range reserved {
+	for _, r := range t.reserved {
 		if strings.HasPrefix(path, r) {
 			return logical.InvalidRequest("cannot mount at %q: %q is reserved", path, r)
 		}

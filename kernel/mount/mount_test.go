@@ -23,7 +23,7 @@ func TestNormalizePath(t *testing.T) {
 func TestTableConflictsAndPersistence(t *testing.T) {
 	ctx := context.Background()
 	st := logical.NewInmemStorage()
-	tab, err := Load(ctx, st, "mounts")
+	tab, err := Load(ctx, st, "mounts", SecretReserved)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestTableConflictsAndPersistence(t *testing.T) {
 	if _, err := tab.Update(ctx, "team/b/", func(e *Entry) error { e.Description = "B"; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	again, err := Load(ctx, st, "mounts")
+	again, err := Load(ctx, st, "mounts", SecretReserved)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestTableConflictsAndPersistence(t *testing.T) {
 func TestConcurrentAddsCannotOverlap(t *testing.T) {
 	ctx := context.Background()
 	for round := 0; round < 200; round++ {
-		tab, _ := Load(ctx, logical.NewInmemStorage(), "mounts")
+		tab, _ := Load(ctx, logical.NewInmemStorage(), "mounts", SecretReserved)
 		paths := []string{"a/", "a/", "a/b/"}
 		errs := make(chan error, len(paths))
 		for _, p := range paths {

@@ -25,6 +25,9 @@ type Route struct {
 	Type     string
 	Accessor string
 	Handler  Handler
+	// Auth marks an auth method's mount: only its answers may carry an
+	// Auth from which the kernel mints a token.
+	Auth bool
 }
 
 // Router is safe for concurrent use.

@@ -338,6 +338,12 @@ func resolvePolicies(parent *Entry, requested []string, noDefault bool) ([]strin
 	return out, nil
 }
 
+// AuthBlock is the envelope "auth" object for a token just issued to a
+// client (by a login), with Vault's fields.
+func (s *Store) AuthBlock(e *Entry) map[string]any {
+	return authData(e, e.ID, remaining(e, s.clock()))
+}
+
 // authData is the envelope "auth" object of create and renew, with
 // exactly Vault's fields.
 func authData(e *Entry, clientToken string, leaseSeconds int64) map[string]any {

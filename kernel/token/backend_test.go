@@ -142,7 +142,7 @@ func TestRootLookupSelfShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := roundTrip(t, resp.Data)
-	shape := maps(lookupShape, map[string]string{"expire_time": "null"})
+	shape := withShape(lookupShape, map[string]string{"expire_time": "null"})
 	checkShape(t, "root lookup-self", data, shape)
 	if data["id"] != testRootID || data["ttl"].(float64) != 0 || data["renewable"] != false || data["orphan"] != true ||
 		data["path"] != "auth/token/root" || data["policies"].([]any)[0] != "root" || data["display_name"] != "token" {
@@ -150,7 +150,7 @@ func TestRootLookupSelfShape(t *testing.T) {
 	}
 }
 
-func maps(base, over map[string]string) map[string]string {
+func withShape(base, over map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range base {
 		out[k] = v
@@ -170,7 +170,7 @@ func TestLookupVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := roundTrip(t, resp.Data)
-	checkShape(t, "lookup", data, maps(lookupShape, map[string]string{"meta": "object"}))
+	checkShape(t, "lookup", data, withShape(lookupShape, map[string]string{"meta": "object"}))
 	if data["id"] != e.ID || data["num_uses"].(float64) != 5 || data["meta"].(map[string]any)["team"] != "x" {
 		t.Errorf("lookup: %v", data)
 	}
@@ -180,7 +180,7 @@ func TestLookupVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	data = roundTrip(t, resp.Data)
-	checkShape(t, "lookup-accessor", data, maps(lookupShape, map[string]string{"meta": "object"}))
+	checkShape(t, "lookup-accessor", data, withShape(lookupShape, map[string]string{"meta": "object"}))
 	if data["id"] != "" || data["accessor"] != e.Accessor {
 		t.Errorf("lookup-accessor: %v", data)
 	}

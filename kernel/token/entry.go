@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wardproject/ward/sdk/logical"
 )
 
 // TypeService is the only token type Ward issues so far.
@@ -54,6 +57,20 @@ type Entry struct {
 	// ExpireTime is when the token stops working; zero means never.
 	ExpireTime time.Time `json:"expire_time"`
 	Type       string    `json:"type"`
+
+	// MaxTTL caps the token's lifetime (from CreationTime) like
+	// ExplicitMaxTTL, but comes from the issuing auth mount's tuning and
+	// the method's answer; 0 means the system maximum only.
+	MaxTTL time.Duration `json:"max_ttl,omitempty"`
+	// BoundCIDRs, when set, are the only client addresses that may use
+	// the token.
+	BoundCIDRs []string `json:"bound_cidrs,omitempty"`
+	// MountAccessor is the accessor of the auth mount that issued the
+	// token at login; "" for tokens from auth/token.
+	MountAccessor string `json:"mount_accessor,omitempty"`
+	// Auth is what the auth method answered at login, kept for renewals
+	// (which send it back to the method). Never shown to clients.
+	Auth *logical.Auth `json:"auth,omitempty"`
 }
 
 // IsRoot reports whether the token carries the root policy.
@@ -66,6 +83,20 @@ func (e *Entry) IsRoot() bool {
 func (e *Entry) clone() *Entry {
 	c := *e
 	c.Policies = slices.Clone(e.Policies)
+	c.BoundCIDRs = slices.Clone(e.BoundCIDRs)
+	if e.Auth != nil {
+		a := *e.Auth
+		a.Policies = slices.Clone(a.Policies)
+		a.BoundCIDRs = slices.Clone(a.BoundCIDRs)
+		a.Metadata = maps.Clone(a.Metadata)
+		a.InternalData = maps.Clone(a.InternalData)
+		if a.Alias != nil {
+			al := *a.Alias
+			al.Metadata = maps.Clone(al.Metadata)
+			a.Alias = &al
+		}
+		c.Auth = &a
+	}
 	if e.Meta != nil {
 		c.Meta = make(map[string]string, len(e.Meta))
 		for k, v := range e.Meta {

@@ -124,6 +124,35 @@ func (s *Store) revokeTree(ctx context.Context, root string) error {
 	return nil
 }
 
+// RevokeByMount revokes every token issued by the auth mount with this
+// accessor, and their descendants: disabling an auth method ends the
+// sessions it opened, as in Vault.
+func (s *Store) RevokeByMount(ctx context.Context, accessor string) error {
+	if accessor == "" || strings.Contains(accessor, "/") {
+		return fmt.Errorf("token: invalid mount accessor")
+	}
+	prefix := mountPrefix + accessor + "/"
+	for {
+		keys, err := s.view.List(ctx, prefix)
+		if err != nil {
+			return fmt.Errorf("token: list mount index: %w", err)
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		for _, h := range keys {
+			if err := s.revokeTree(ctx, h); err != nil {
+				return err
+			}
+			// finalize removed the key with the entry; a key whose entry
+			// was already gone is removed here.
+			if err := s.view.Delete(ctx, prefix+h); err != nil {
+				return fmt.Errorf("token: delete mount index: %w", err)
+			}
+		}
+	}
+}
+
 // mark sets NumUses to revocationPending so the token and its descendants
 // fail every lookup from now on.
 func (s *Store) mark(ctx context.Context, h string) error {
@@ -156,6 +185,9 @@ func (s *Store) finalize(ctx context.Context, h, indexParent string) error {
 		}
 		if e.Parent != "" {
 			keys = append(keys, parentKey(e.Parent, h))
+		}
+		if e.MountAccessor != "" {
+			keys = append(keys, mountKey(e.MountAccessor, h))
 		}
 	}
 	if indexParent != "" && (e == nil || e.Parent != indexParent) {

@@ -654,7 +654,7 @@ func TestLookupShowsRole(t *testing.T) {
 			t.Fatalf("%s: %v", tc.path, err)
 		}
 		data := roundTrip(t, resp.Data)
-		checkShape(t, tc.path, data, maps(lookupShape, map[string]string{"role": "string"}))
+		checkShape(t, tc.path, data, withShape(lookupShape, map[string]string{"role": "string"}))
 		if data["role"] != "ci" || data["path"] != "auth/token/create/ci/v1-0" {
 			t.Fatalf("%s: role %v path %v", tc.path, data["role"], data["path"])
 		}

@@ -25,6 +25,7 @@ const (
 	accessorPrefix = "accessor/"
 	parentPrefix   = "parent/"
 	expiryPrefix   = "expiry/"
+	mountPrefix    = "mount/"
 
 	saltLen     = 32
 	tokenPrefix = "s."
@@ -57,6 +58,11 @@ type Options struct {
 	DefaultTTL, MaxTTL time.Duration
 	// Logger receives the sweeper's errors; nil discards them.
 	Logger *slog.Logger
+	// RenewAuth is asked before a token issued by an auth mount (one with
+	// MountAccessor set) is renewed: it returns the auth method's answer,
+	// whose TTL, MaxTTL and Period then apply, or an error that refuses
+	// the renewal. Nil means such tokens renew like any other.
+	RenewAuth func(ctx context.Context, e *Entry) (*logical.Auth, error)
 }
 
 // withDefaults is the one place options are validated and defaulted.
@@ -91,6 +97,7 @@ type Store struct {
 	maxTTL     time.Duration
 	logger     *slog.Logger
 	backend    *framework.Backend
+	renewAuth  func(ctx context.Context, e *Entry) (*logical.Auth, error)
 
 	// cache holds decoded entries; see entryCache.
 	cache *entryCache
@@ -135,6 +142,7 @@ func NewStore(ctx context.Context, view logical.Storage, opts Options) (*Store, 
 		defaultTTL: opts.DefaultTTL,
 		maxTTL:     opts.MaxTTL,
 		logger:     opts.Logger,
+		renewAuth:  opts.RenewAuth,
 		revokeQ:    make(chan string, revokeQueueLen),
 		cache:      newEntryCache(),
 		nextDue:    0, // unknown: the first sweep lists the index
@@ -183,6 +191,8 @@ func expiryKey(t time.Time, hashed string) string {
 }
 
 func parentKey(parent, child string) string { return parentPrefix + parent + "/" + child }
+
+func mountKey(accessor, hashed string) string { return mountPrefix + accessor + "/" + hashed }
 
 // lockFor returns the write lock of a hashed ID.
 func (s *Store) lockFor(hashed string) *sync.Mutex {
@@ -384,9 +394,8 @@ func (s *Store) applyTTL(e *Entry) {
 	if !root {
 		limit = s.maxTTL
 	}
-	if e.ExplicitMaxTTL > 0 && (limit == 0 || e.ExplicitMaxTTL < limit) {
-		limit = e.ExplicitMaxTTL
-	}
+	limit = minPositive(limit, e.MaxTTL)
+	limit = minPositive(limit, e.ExplicitMaxTTL)
 	switch {
 	case e.Period > 0:
 		if limit > 0 && e.Period > limit {
@@ -399,6 +408,14 @@ func (s *Store) applyTTL(e *Entry) {
 	if limit > 0 && (e.TTL == 0 || e.TTL > limit) {
 		e.TTL = limit
 	}
+}
+
+// minPositive returns the lesser of a and b, where 0 means "no limit".
+func minPositive(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // writeNew writes a new entry's indexes and then the entry, under its lock.
@@ -432,6 +449,11 @@ func (s *Store) writeNew(ctx context.Context, e *Entry) (err error) {
 	}
 	if e.Parent != "" {
 		if err := putIndex("parent", &logical.StorageEntry{Key: parentKey(e.Parent, e.HashedID), Value: marker}); err != nil {
+			return err
+		}
+	}
+	if e.MountAccessor != "" {
+		if err := putIndex("mount", &logical.StorageEntry{Key: mountKey(e.MountAccessor, e.HashedID), Value: marker}); err != nil {
 			return err
 		}
 	}
@@ -583,10 +605,19 @@ func (s *Store) Renew(ctx context.Context, e *Entry, increment time.Duration) (*
 	if e == nil {
 		return nil, ErrNotFound
 	}
-	if v, err := s.loadValid(ctx, e.HashedID); err != nil {
+	v, err := s.loadValid(ctx, e.HashedID)
+	if err != nil {
 		return nil, err
 	} else if v == nil {
 		return nil, ErrNotFound
+	}
+	// Ask the issuing auth method first, outside the lock: it is a plugin
+	// call and may refuse (user deleted, policies changed).
+	var answer *logical.Auth
+	if v.MountAccessor != "" && s.renewAuth != nil && v.Renewable && !v.ExpireTime.IsZero() {
+		if answer, err = s.renewAuth(ctx, v); err != nil {
+			return nil, err
+		}
 	}
 
 	l := s.lockFor(e.HashedID)
@@ -611,6 +642,9 @@ func (s *Store) Renew(ctx context.Context, e *Entry, increment time.Duration) (*
 	if err != nil {
 		return nil, err
 	}
+	if answer != nil {
+		changed = changed || applyAuthAnswer(cur, answer)
+	}
 
 	var ttl time.Duration
 	var maxValid time.Time
@@ -628,9 +662,8 @@ func (s *Store) Renew(ctx context.Context, e *Entry, increment time.Duration) (*
 		if !cur.IsRoot() {
 			limit = s.maxTTL
 		}
-		if cur.ExplicitMaxTTL > 0 && (limit == 0 || cur.ExplicitMaxTTL < limit) {
-			limit = cur.ExplicitMaxTTL
-		}
+		limit = minPositive(limit, cur.MaxTTL)
+		limit = minPositive(limit, cur.ExplicitMaxTTL)
 		if limit > 0 {
 			maxValid = cur.CreationTime.Add(limit)
 		}
@@ -663,6 +696,23 @@ func (s *Store) Renew(ctx context.Context, e *Entry, increment time.Duration) (*
 		}
 	}
 	return cur, nil
+}
+
+// applyAuthAnswer takes the TTL, max TTL and period an auth method
+// answered to a renewal. The max TTL may only shrink: a method cannot
+// extend a token past the limits it was issued with. It reports whether e
+// changed.
+func applyAuthAnswer(e *Entry, a *logical.Auth) bool {
+	before := [3]time.Duration{e.TTL, e.MaxTTL, e.Period}
+	if a.TTL > 0 {
+		e.TTL = a.TTL
+	}
+	e.MaxTTL = minPositive(e.MaxTTL, a.MaxTTL)
+	e.Period = a.Period
+	if e.Period > 0 && e.MaxTTL > 0 && e.Period > e.MaxTTL {
+		e.Period = e.MaxTTL
+	}
+	return before != [3]time.Duration{e.TTL, e.MaxTTL, e.Period}
 }
 
 // UseToken spends one use of a use-limited token. It returns the entry

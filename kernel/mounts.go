@@ -1,0 +1,407 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/wardproject/ward/kernel/mount"
+	"github.com/wardproject/ward/kernel/plugin"
+	"github.com/wardproject/ward/kernel/router"
+	"github.com/wardproject/ward/sdk/framework"
+	"github.com/wardproject/ward/sdk/logical"
+)
+
+// mountKind is one of the two mount tables: secret engines, routed at
+// their path (sys/mounts), and auth methods, routed under auth/ (sys/auth).
+// Both are plugin mounts handled by the same code.
+type mountKind struct {
+	table *mount.Table
+	// routePrefix is prepended to a mount's path to route it.
+	routePrefix string
+	pluginType  logical.BackendType
+	noun        string // for messages and logs
+}
+
+func (k *mountKind) route(e *mount.Entry) string { return k.routePrefix + e.Path }
+
+// findMount returns the kind and entry of the mount routed at prefix.
+func (u *unsealedState) findMount(prefix string) (*mountKind, *mount.Entry) {
+	for _, k := range []*mountKind{u.auths, u.secrets} {
+		if rel, ok := strings.CutPrefix(prefix, k.routePrefix); ok {
+			if e := k.table.Get(rel); e != nil {
+				return k, e
+			}
+		}
+	}
+	return nil, nil
+}
+
+// authMount returns the auth mount with this accessor, or nil.
+func (u *unsealedState) authMount(accessor string) *mount.Entry {
+	for _, e := range u.auths.table.Entries() {
+		if e.Accessor == accessor {
+			return e
+		}
+	}
+	return nil
+}
+
+// startMount sets a mount up with its plugin and routes it. A mount whose
+// plugin fails stays routed and answers 502 until the plugin works again.
+func (c *Core) startMount(ctx context.Context, u *unsealedState, k *mountKind, e *mount.Entry) error {
+	h, err := u.runner.Mount(ctx, c.mountSpec(k, e))
+	route := &router.Route{Prefix: k.route(e), Type: e.Type, Accessor: e.Accessor, Auth: k.pluginType == logical.TypeAuth}
+	if err != nil {
+		route.Handler = unavailable{err: err}
+		u.router.Add(route)
+		return err
+	}
+	route.Handler = h
+	u.setHandle(route.Prefix, h)
+	u.router.Add(route)
+	return nil
+}
+
+func (c *Core) mountSpec(k *mountKind, e *mount.Entry) plugin.MountSpec {
+	return plugin.MountSpec{
+		ID: e.UUID, Path: k.route(e), PluginType: string(k.pluginType), PluginName: e.Type,
+		Config: e.Options, Storage: c.barrier.View(e.StoragePrefix()),
+	}
+}
+
+// mountPaths returns the sys/ paths managing one mount table under base
+// ("mounts" or "auth"): list, enable/read/disable and tune.
+func (s *system) mountPaths(k *mountKind, base string) []*framework.Path {
+	ops := func(m map[logical.Operation]func(*mountKind) framework.OperationFunc) map[logical.Operation]framework.OperationFunc {
+		out := map[logical.Operation]framework.OperationFunc{}
+		for op, f := range m {
+			out[op] = f(k)
+		}
+		return out
+	}
+	return []*framework.Path{
+		{
+			Pattern:      base + "/?",
+			Operations:   ops(map[logical.Operation]func(*mountKind) framework.OperationFunc{logical.ReadOperation: s.listMounts}),
+			HelpSynopsis: "List the mounted " + k.noun + "s.",
+		},
+		{
+			Pattern: base + "/(?P<path>.+?)/tune",
+			Fields: map[string]*framework.FieldSchema{
+				"path":              {Type: framework.TypeString},
+				"default_lease_ttl": {Type: framework.TypeDurationSecond},
+				"max_lease_ttl":     {Type: framework.TypeDurationSecond},
+				"description":       {Type: framework.TypeString},
+				"options":           {Type: framework.TypeKVPairs},
+			},
+			Operations: ops(map[logical.Operation]func(*mountKind) framework.OperationFunc{
+				logical.ReadOperation: s.readTune, logical.UpdateOperation: s.tune,
+			}),
+			HelpSynopsis: "Read or tune the configuration of a " + k.noun + ".",
+		},
+		{
+			Pattern: base + "/(?P<path>.+)",
+			Fields: map[string]*framework.FieldSchema{
+				"path":           {Type: framework.TypeString, Description: "Mount path."},
+				"type":           {Type: framework.TypeString, Description: "Plugin name, e.g. kv or userpass."},
+				"description":    {Type: framework.TypeString, Description: "Human-readable description."},
+				"config":         {Type: framework.TypeMap, Description: "default_lease_ttl, max_lease_ttl."},
+				"options":        {Type: framework.TypeKVPairs, Description: "Options passed to the plugin (version for kv)."},
+				"local":          {Type: framework.TypeBool},
+				"seal_wrap":      {Type: framework.TypeBool},
+				"plugin_version": {Type: framework.TypeString},
+			},
+			Operations: ops(map[logical.Operation]func(*mountKind) framework.OperationFunc{
+				logical.ReadOperation: s.readMount, logical.UpdateOperation: s.enableMount, logical.DeleteOperation: s.disableMount,
+			}),
+			HelpSynopsis: "Enable, read or disable a " + k.noun + ".",
+		},
+	}
+}
+
+// mountView renders a mount as Vault does in sys/mounts and sys/auth.
+func mountView(e *mount.Entry) map[string]any {
+	var opts any
+	if len(e.Options) > 0 {
+		opts = e.Options
+	}
+	v := map[string]any{
+		"accessor": e.Accessor,
+		"config": map[string]any{
+			"default_lease_ttl": e.Config.DefaultLeaseTTL,
+			"max_lease_ttl":     e.Config.MaxLeaseTTL,
+			"force_no_cache":    false,
+		},
+		"description":             e.Description,
+		"external_entropy_access": false,
+		"local":                   e.Local,
+		"options":                 opts,
+		"plugin_version":          e.PluginVersion,
+		"running_plugin_version":  "",
+		"running_sha256":          "",
+		"seal_wrap":               e.SealWrap,
+		"type":                    e.Type,
+		"uuid":                    e.UUID,
+	}
+	if !e.Builtin {
+		v["deprecation_status"] = "supported"
+	}
+	return v
+}
+
+func (s *system) listMounts(k *mountKind) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		data := map[string]any{}
+		for _, e := range k.table.Entries() {
+			data[e.Path] = mountView(e)
+		}
+		return &logical.Response{Data: data}, nil
+	}
+}
+
+func mountPath(d *framework.FieldData) (string, error) {
+	return mount.NormalizePath(d.Get("path").(string))
+}
+
+func (s *system) readMount(k *mountKind) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		p, err := mountPath(d)
+		if err != nil {
+			return nil, err
+		}
+		e := k.table.Get(p)
+		if e == nil {
+			return nil, nil
+		}
+		return &logical.Response{Data: mountView(e)}, nil
+	}
+}
+
+// pluginForType resolves Vault's type aliases: "kv-v1"/"kv-v2" are kv with
+// options.version set.
+func pluginForType(typ string, options map[string]string) (string, map[string]string) {
+	switch typ {
+	case "kv-v1", "kv-v2":
+		if options == nil {
+			options = map[string]string{}
+		}
+		options["version"] = strings.TrimPrefix(typ, "kv-v")
+		return "kv", options
+	}
+	return typ, options
+}
+
+func ttlField(m map[string]any, key string) (int, error) {
+	raw, ok := m[key]
+	if !ok {
+		return 0, nil
+	}
+	d := &framework.FieldData{Raw: map[string]any{key: raw}, Schema: map[string]*framework.FieldSchema{key: {Type: framework.TypeDurationSecond}}}
+	if err := d.Validate(); err != nil {
+		return 0, err
+	}
+	return d.Get(key).(int), nil
+}
+
+// begin starts an operation that changes mounts or plugins: one at a time,
+// and never after Seal took the state down. Call the returned func when done.
+func (s *system) begin() (func(), error) {
+	s.u.opMu.Lock()
+	if s.u.closed {
+		s.u.opMu.Unlock()
+		return nil, ErrSealed
+	}
+	return s.u.opMu.Unlock, nil
+}
+
+func (s *system) enableMount(k *mountKind) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		done, err := s.begin()
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		p, err := mountPath(d)
+		if err != nil {
+			return nil, err
+		}
+		typ := d.Get("type").(string)
+		if typ == "" {
+			return nil, logical.InvalidRequest("type is required")
+		}
+		if err := k.table.CheckPath(p); err != nil {
+			return nil, err
+		}
+		var options map[string]string
+		if o, ok := d.GetOk("options"); ok {
+			options = o.(map[string]string)
+		}
+		if k.pluginType == logical.TypeSecret {
+			typ, options = pluginForType(typ, options)
+			if typ == "kv" {
+				if options == nil {
+					options = map[string]string{}
+				}
+				if options["version"] == "" {
+					options["version"] = "1"
+				}
+			}
+		}
+		e := mount.NewEntry(p, typ)
+		e.Description = d.Get("description").(string)
+		e.Options = options
+		e.Local = d.Get("local").(bool)
+		e.SealWrap = d.Get("seal_wrap").(bool)
+		e.PluginVersion = d.Get("plugin_version").(string)
+		cfg := d.Get("config").(map[string]any)
+		if e.Config.DefaultLeaseTTL, err = ttlField(cfg, "default_lease_ttl"); err != nil {
+			return nil, err
+		}
+		if e.Config.MaxLeaseTTL, err = ttlField(cfg, "max_lease_ttl"); err != nil {
+			return nil, err
+		}
+		if e.Config.MaxLeaseTTL > 0 && e.Config.DefaultLeaseTTL > e.Config.MaxLeaseTTL {
+			return nil, logical.InvalidRequest("default_lease_ttl must not exceed max_lease_ttl")
+		}
+		if _, err := s.u.catalog.Get(ctx, string(k.pluginType), typ); errors.Is(err, plugin.ErrNotFound) {
+			return nil, logical.InvalidRequest("plugin not found in the catalog: %s", typ)
+		} else if err != nil {
+			return nil, err
+		}
+
+		h, err := s.u.runner.Mount(ctx, s.core.mountSpec(k, e))
+		if err != nil {
+			return nil, err
+		}
+		if err := k.table.Add(ctx, e); err != nil {
+			h.Close(ctx)
+			return nil, err
+		}
+		prefix := k.route(e)
+		s.u.setHandle(prefix, h)
+		s.u.router.Add(&router.Route{Prefix: prefix, Type: e.Type, Accessor: e.Accessor, Handler: h,
+			Auth: k.pluginType == logical.TypeAuth})
+		s.core.logger.Info(k.noun+" enabled", "path", prefix, "type", e.Type)
+		return nil, nil
+	}
+}
+
+func (s *system) disableMount(k *mountKind) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		done, err := s.begin()
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		p, err := mountPath(d)
+		if err != nil {
+			return nil, err
+		}
+		e, err := k.table.Remove(ctx, p)
+		if err != nil || e == nil {
+			return nil, err
+		}
+		prefix := k.route(e)
+		s.u.router.Remove(prefix)
+		if h := s.u.takeHandle(prefix); h != nil {
+			h.Close(ctx)
+		}
+		// Disabling an auth method ends the sessions it opened, as in Vault.
+		if k.pluginType == logical.TypeAuth {
+			if err := s.u.tokens.RevokeByMount(ctx, e.Accessor); err != nil {
+				return nil, fmt.Errorf("revoke the tokens of %s: %w", prefix, err)
+			}
+		}
+		// The mount's data goes with it, as in Vault, in atomic batches.
+		view := s.core.barrier.View(e.StoragePrefix())
+		keys, err := logical.CollectKeys(ctx, view, "")
+		if err != nil {
+			return nil, fmt.Errorf("clear mount data: %w", err)
+		}
+		for len(keys) > 0 {
+			n := min(len(keys), 1000)
+			ops := make([]logical.StorageOp, n)
+			for i, key := range keys[:n] {
+				ops[i] = logical.StorageOp{Key: key, Delete: true}
+			}
+			if err := view.Batch(ctx, ops); err != nil {
+				return nil, fmt.Errorf("clear mount data: %w", err)
+			}
+			keys = keys[n:]
+		}
+		s.core.logger.Info(k.noun+" disabled", "path", prefix, "type", e.Type)
+		return nil, nil
+	}
+}
+
+func (s *system) readTune(k *mountKind) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		p, err := mountPath(d)
+		if err != nil {
+			return nil, err
+		}
+		e := k.table.Get(p)
+		if e == nil {
+			return nil, logical.InvalidRequest("no mount at %q", p)
+		}
+		def, max := e.Config.DefaultLeaseTTL, e.Config.MaxLeaseTTL
+		if def == 0 {
+			def = int(s.core.cfg.DefaultLeaseTTL.Seconds())
+		}
+		if max == 0 {
+			max = int(s.core.cfg.MaxLeaseTTL.Seconds())
+		}
+		data := map[string]any{"default_lease_ttl": def, "max_lease_ttl": max, "force_no_cache": false,
+			"description": e.Description}
+		if len(e.Options) > 0 {
+			data["options"] = e.Options
+		}
+		return &logical.Response{Data: data}, nil
+	}
+}
+
+func (s *system) tune(k *mountKind) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		done, err := s.begin()
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		p, err := mountPath(d)
+		if err != nil {
+			return nil, err
+		}
+		if e := k.table.Get(p); e != nil && e.Builtin {
+			return nil, logical.InvalidRequest("cannot tune %q", p)
+		}
+		_, err = k.table.Update(ctx, p, func(e *mount.Entry) error {
+			if v, ok := d.GetOk("default_lease_ttl"); ok {
+				e.Config.DefaultLeaseTTL = v.(int)
+			}
+			if v, ok := d.GetOk("max_lease_ttl"); ok {
+				e.Config.MaxLeaseTTL = v.(int)
+			}
+			if e.Config.MaxLeaseTTL > 0 && e.Config.DefaultLeaseTTL > e.Config.MaxLeaseTTL {
+				return logical.InvalidRequest("default_lease_ttl must not exceed max_lease_ttl")
+			}
+			if v, ok := d.GetOk("description"); ok {
+				e.Description = v.(string)
+			}
+			if v, ok := d.GetOk("options"); ok {
+				for key, val := range v.(map[string]string) {
+					if val == e.Options[key] {
+						continue // unchanged: what clients resend
+					}
+					if key == "version" {
+						return logical.InvalidRequest("changing the KV version of an existing mount is not supported")
+					}
+					return logical.InvalidRequest("option %q cannot be changed by tuning", key)
+				}
+			}
+			return nil
+		})
+		return nil, err
+	}
+}

@@ -1,0 +1,150 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wardproject/ward/sdk/logical"
+)
+
+// loginEntry is a token as the kernel mints it from an auth method's answer.
+func loginEntry(accessor string) *Entry {
+	return &Entry{Policies: []string{"default", "dev"}, Path: "auth/userpass/login/alice",
+		TTL: 10 * time.Minute, MaxTTL: 30 * time.Minute, Renewable: true, MountAccessor: accessor,
+		Auth: &logical.Auth{Policies: []string{"dev"}, InternalData: map[string]any{"user": "alice"}}}
+}
+
+func TestLoginTokenMaxTTLCapsRenewals(t *testing.T) {
+	f := newFixture(t)
+	e := f.create(t, loginEntry("userpass_1"))
+	if got := e.ExpireTime.Sub(e.CreationTime); got != 10*time.Minute {
+		t.Fatalf("initial TTL %v, want 10m", got)
+	}
+	f.clock.Advance(8 * time.Minute)
+	r, err := f.s.Renew(context.Background(), e, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := e.CreationTime.Add(30 * time.Minute); !r.ExpireTime.Equal(want) {
+		t.Fatalf("renewed to %v, want the max TTL cap %v", r.ExpireTime, want)
+	}
+
+	// A MaxTTL above the TTL at creation still caps the TTL itself.
+	e2 := f.create(t, &Entry{Policies: []string{"dev"}, TTL: time.Hour, MaxTTL: 5 * time.Minute, Renewable: true})
+	if got := e2.ExpireTime.Sub(e2.CreationTime); got != 5*time.Minute {
+		t.Fatalf("TTL %v, want 5m (capped by MaxTTL)", got)
+	}
+}
+
+func TestRenewAuthHookDecides(t *testing.T) {
+	clock := newFakeClock()
+	var seen *Entry
+	var answer *logical.Auth
+	var refuse error
+	s, err := NewStore(context.Background(), logical.NewInmemStorage(), Options{Now: clock.Now, MaxTTL: 24 * time.Hour,
+		RenewAuth: func(ctx context.Context, e *Entry) (*logical.Auth, error) {
+			seen = e
+			return answer, refuse
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	e, err := s.Create(ctx, loginEntry("userpass_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The method shortens the TTL and the max TTL.
+	answer = &logical.Auth{TTL: 2 * time.Minute, MaxTTL: 20 * time.Minute}
+	r, err := s.Renew(ctx, e, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seen == nil || seen.Auth == nil || seen.Auth.InternalData["user"] != "alice" {
+		t.Fatalf("hook did not get the login's auth data: %+v", seen)
+	}
+	if got := r.ExpireTime.Sub(clock.Now().Round(0)); got != 2*time.Minute {
+		t.Fatalf("renewed TTL %v, want the method's 2m", got)
+	}
+	answer = &logical.Auth{TTL: time.Hour}
+	clock.Advance(time.Minute)
+	r, err = s.Renew(ctx, e, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := e.CreationTime.Add(20 * time.Minute); !r.ExpireTime.Equal(want) {
+		t.Fatalf("renewed to %v, want the method's max TTL %v", r.ExpireTime, want)
+	}
+
+	// The method cannot raise the max TTL the token was issued with.
+	answer = &logical.Auth{TTL: time.Hour, MaxTTL: 48 * time.Hour}
+	r, err = s.Renew(ctx, e, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := e.CreationTime.Add(20 * time.Minute); r.ExpireTime.After(want) {
+		t.Fatalf("renewal extended the token to %v past its max %v", r.ExpireTime, want)
+	}
+
+	// A refusal fails the renewal and leaves the token as it was.
+	refuse = logical.InvalidRequest("user deleted")
+	before, _ := s.Lookup(ctx, e.ID)
+	if _, err := s.Renew(ctx, e, 0); !errors.Is(err, refuse) {
+		t.Fatalf("renew after refusal: %v, want the method's error", err)
+	}
+	after, _ := s.Lookup(ctx, e.ID)
+	if after == nil || !after.ExpireTime.Equal(before.ExpireTime) {
+		t.Fatalf("a refused renewal changed the token: %v -> %v", before.ExpireTime, after)
+	}
+
+	// Tokens from auth/token never reach the hook.
+	seen = nil
+	plain, err := s.Create(ctx, &Entry{Policies: []string{"dev"}, Renewable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Renew(ctx, plain, 0); err != nil {
+		t.Fatalf("renew of a plain token: %v", err)
+	}
+	if seen != nil {
+		t.Fatal("the hook was asked about a token no auth method issued")
+	}
+}
+
+func TestRevokeByMount(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	a1 := f.create(t, loginEntry("userpass_1"))
+	a2 := f.create(t, loginEntry("userpass_1"))
+	child := f.child(t, a1, "dev")
+	other := f.create(t, loginEntry("approle_2"))
+
+	if err := f.s.RevokeByMount(ctx, "userpass_1"); err != nil {
+		t.Fatal(err)
+	}
+	for name, e := range map[string]*Entry{"a1": a1, "a2": a2, "child of a1": child} {
+		if f.valid(t, e) {
+			t.Errorf("%s survived the revocation of its auth mount", name)
+		}
+	}
+	if !f.valid(t, other) {
+		t.Error("a token of another auth mount was revoked")
+	}
+	keys, err := f.s.view.List(ctx, mountPrefix+"userpass_1/")
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("mount index left behind: %v %v", keys, err)
+	}
+	// The index of a token revoked normally goes with it.
+	if err := f.s.Revoke(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := f.s.view.List(ctx, mountPrefix+"approle_2/"); len(keys) != 0 {
+		t.Fatalf("mount index of a revoked token left behind: %v", keys)
+	}
+	if err := f.s.RevokeByMount(ctx, "../x"); err == nil {
+		t.Fatal("an accessor with a slash was accepted")
+	}
+}
