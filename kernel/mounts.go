@@ -8,6 +8,7 @@ import (
 
 	"github.com/wardproject/ward/kernel/mount"
 	"github.com/wardproject/ward/kernel/plugin"
+	"github.com/wardproject/ward/kernel/policy"
 	"github.com/wardproject/ward/kernel/router"
 	"github.com/wardproject/ward/sdk/framework"
 	"github.com/wardproject/ward/sdk/logical"
@@ -95,6 +96,7 @@ func (s *system) mountPaths(k *mountKind, base string) []*framework.Path {
 				"max_lease_ttl":     {Type: framework.TypeDurationSecond},
 				"description":       {Type: framework.TypeString},
 				"options":           {Type: framework.TypeKVPairs},
+				"login_condition":   {Type: framework.TypeString, Description: "Auth methods: CEL condition logins must satisfy; empty removes it."},
 			},
 			Operations: ops(map[logical.Operation]func(*mountKind) framework.OperationFunc{
 				logical.ReadOperation: s.readTune, logical.UpdateOperation: s.tune,
@@ -107,7 +109,7 @@ func (s *system) mountPaths(k *mountKind, base string) []*framework.Path {
 				"path":           {Type: framework.TypeString, Description: "Mount path."},
 				"type":           {Type: framework.TypeString, Description: "Plugin name, e.g. kv or userpass."},
 				"description":    {Type: framework.TypeString, Description: "Human-readable description."},
-				"config":         {Type: framework.TypeMap, Description: "default_lease_ttl, max_lease_ttl."},
+				"config":         {Type: framework.TypeMap, Description: "default_lease_ttl, max_lease_ttl, login_condition (auth methods)."},
 				"options":        {Type: framework.TypeKVPairs, Description: "Options passed to the plugin (version for kv)."},
 				"local":          {Type: framework.TypeBool},
 				"seal_wrap":      {Type: framework.TypeBool},
@@ -129,11 +131,7 @@ func mountView(e *mount.Entry) map[string]any {
 	}
 	v := map[string]any{
 		"accessor": e.Accessor,
-		"config": map[string]any{
-			"default_lease_ttl": e.Config.DefaultLeaseTTL,
-			"max_lease_ttl":     e.Config.MaxLeaseTTL,
-			"force_no_cache":    false,
-		},
+		"config": mountConfigView(e),
 		"description":             e.Description,
 		"external_entropy_access": false,
 		"local":                   e.Local,
@@ -149,6 +147,34 @@ func mountView(e *mount.Entry) map[string]any {
 		v["deprecation_status"] = "supported"
 	}
 	return v
+}
+
+func mountConfigView(e *mount.Entry) map[string]any {
+	c := map[string]any{
+		"default_lease_ttl": e.Config.DefaultLeaseTTL,
+		"max_lease_ttl":     e.Config.MaxLeaseTTL,
+		"force_no_cache":    false,
+	}
+	if e.Config.LoginCondition != "" {
+		c["login_condition"] = e.Config.LoginCondition
+	}
+	return c
+}
+
+// setLoginCondition checks and sets an auth mount's login condition.
+func setLoginCondition(k *mountKind, e *mount.Entry, expr string) error {
+	if expr == "" {
+		e.Config.LoginCondition = ""
+		return nil
+	}
+	if k.pluginType != logical.TypeAuth {
+		return logical.InvalidRequest("login_condition applies only to auth methods")
+	}
+	if _, err := policy.CompileGuard(expr); err != nil {
+		return logical.InvalidRequest("login_condition: %v", err)
+	}
+	e.Config.LoginCondition = expr
+	return nil
 }
 
 func (s *system) listMounts(k *mountKind) framework.OperationFunc {
@@ -265,6 +291,15 @@ func (s *system) enableMount(k *mountKind) framework.OperationFunc {
 		if e.Config.MaxLeaseTTL > 0 && e.Config.DefaultLeaseTTL > e.Config.MaxLeaseTTL {
 			return nil, logical.InvalidRequest("default_lease_ttl must not exceed max_lease_ttl")
 		}
+		if v, ok := cfg["login_condition"]; ok {
+			expr, isStr := v.(string)
+			if !isStr {
+				return nil, logical.InvalidRequest("config.login_condition must be a string")
+			}
+			if err := setLoginCondition(k, e, expr); err != nil {
+				return nil, err
+			}
+		}
 		if _, err := s.u.catalog.Get(ctx, string(k.pluginType), typ); errors.Is(err, plugin.ErrNotFound) {
 			return nil, logical.InvalidRequest("plugin not found in the catalog: %s", typ)
 		} else if err != nil {
@@ -355,6 +390,9 @@ func (s *system) readTune(k *mountKind) framework.OperationFunc {
 		}
 		data := map[string]any{"default_lease_ttl": def, "max_lease_ttl": max, "force_no_cache": false,
 			"description": e.Description}
+		if e.Config.LoginCondition != "" {
+			data["login_condition"] = e.Config.LoginCondition
+		}
 		if len(e.Options) > 0 {
 			data["options"] = e.Options
 		}
@@ -388,6 +426,11 @@ func (s *system) tune(k *mountKind) framework.OperationFunc {
 			}
 			if v, ok := d.GetOk("description"); ok {
 				e.Description = v.(string)
+			}
+			if v, ok := d.GetOk("login_condition"); ok {
+				if err := setLoginCondition(k, e, v.(string)); err != nil {
+					return err
+				}
 			}
 			if v, ok := d.GetOk("options"); ok {
 				for key, val := range v.(map[string]string) {

@@ -89,6 +89,11 @@ func (c *Core) handle(ctx context.Context, r *Request) (out *Response, err error
 	unauth := route != nil && router.PathMatches(special.Unauthenticated, rel)
 
 	var te *token.Entry
+	if unauth && route.Auth {
+		if err := c.checkLoginCondition(ctx, u, r, route); err != nil {
+			return nil, err
+		}
+	}
 	if !unauth {
 		if r.ClientToken == "" {
 			return nil, logical.ErrPermissionDenied
@@ -155,6 +160,29 @@ func (c *Core) handle(ctx context.Context, r *Request) (out *Response, err error
 		return c.login(ctx, u, r, route, resp)
 	}
 	return &Response{Response: resp}, nil
+}
+
+// checkLoginCondition applies an auth mount's login_condition to a request
+// that reached it without a token. A false or failing condition denies.
+func (c *Core) checkLoginCondition(ctx context.Context, u *unsealedState, r *Request, route *router.Route) error {
+	_, me := u.findMount(route.Prefix)
+	if me == nil || me.Config.LoginCondition == "" {
+		return nil
+	}
+	g, err := policy.CompileGuard(me.Config.LoginCondition) // cached by content hash
+	if err != nil {
+		return err
+	}
+	in := &policy.Input{Path: r.Path, Operation: r.Operation, Data: r.Data, RemoteAddr: r.RemoteAddr,
+		Headers: r.Headers, Now: c.cfg.Now(), Mount: policy.MountInfo{Path: route.Prefix, Type: route.Type, Accessor: route.Accessor}}
+	ok, err := g.Allows(ctx, in)
+	if err != nil {
+		c.logger.Warn("login condition failed to evaluate; login denied", "mount", route.Prefix, "error", err)
+	}
+	if !ok {
+		return logical.ErrPermissionDenied
+	}
+	return nil
 }
 
 // StatusCode is the HTTP status of a kernel result, following Vault:

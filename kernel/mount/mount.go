@@ -23,6 +23,10 @@ import (
 type Config struct {
 	DefaultLeaseTTL int `json:"default_lease_ttl"`
 	MaxLeaseTTL     int `json:"max_lease_ttl"`
+	// LoginCondition (auth mounts only) is a CEL condition every
+	// unauthenticated request to the mount must satisfy; see
+	// docs/policies.md.
+	LoginCondition string `json:"login_condition,omitempty"`
 }
 
 // Entry is one mount.
