@@ -130,8 +130,8 @@ func mountView(e *mount.Entry) map[string]any {
 		opts = e.Options
 	}
 	v := map[string]any{
-		"accessor": e.Accessor,
-		"config": mountConfigView(e),
+		"accessor":                e.Accessor,
+		"config":                  mountConfigView(e),
 		"description":             e.Description,
 		"external_entropy_access": false,
 		"local":                   e.Local,
