@@ -8,6 +8,9 @@ import (
 	"os"
 
 	"github.com/wardproject/ward/kernel/plugin"
+	"github.com/wardproject/ward/plugins/auth/approle"
+	"github.com/wardproject/ward/plugins/auth/jwt"
+	"github.com/wardproject/ward/plugins/auth/userpass"
 	"github.com/wardproject/ward/plugins/secrets/kv"
 	"github.com/wardproject/ward/sdk/logical"
 	sdkplugin "github.com/wardproject/ward/sdk/plugin"
@@ -17,7 +20,10 @@ import (
 // server runs each out of process by re-executing itself:
 // `ward plugin exec NAME`.
 var builtins = map[string]sdkplugin.ServeOpts{
-	"kv": {Name: "kv", Type: logical.TypeSecret, Version: version, Factory: kv.Factory, Capabilities: []string{"kv"}},
+	"kv":       {Name: "kv", Type: logical.TypeSecret, Version: version, Factory: kv.Factory, Capabilities: []string{"kv"}},
+	"approle":  {Name: "approle", Type: logical.TypeAuth, Version: version, Factory: approle.Factory, Capabilities: []string{"auth-login"}},
+	"jwt":      {Name: "jwt", Type: logical.TypeAuth, Version: version, Factory: jwt.Factory, Capabilities: []string{"auth-login"}},
+	"userpass": {Name: "userpass", Type: logical.TypeAuth, Version: version, Factory: userpass.Factory, Capabilities: []string{"auth-login"}},
 }
 
 // builtinCatalog returns the catalog entries of the builtins, pinned to the

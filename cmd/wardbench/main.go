@@ -1,4 +1,5 @@
-// Command wardbench measures KV v2 throughput and latency over HTTP against
+// Command wardbench measures KV v2 throughput and latency, then AppRole
+// login throughput, over HTTP against
 // a Ward dev server it starts itself (or one given by -addr), with N
 // concurrent clients: the figures `make bench` reports.
 package main
@@ -6,6 +7,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,7 +77,60 @@ func run(ward, addr, token string, clients int, duration time.Duration, keys int
 		fmt.Printf("%-6s %9.0f ops/s   p50 %7.2f ms   p99 %7.2f ms   errors %d\n", phase.name,
 			float64(ops)/duration.Seconds(), ms(p50), ms(p99), errs)
 	}
+	return benchAppRole(hc, addr, token, clients, duration)
+}
+
+// benchAppRole measures AppRole logins: each one is a plugin round trip
+// plus a token minted in synced storage.
+func benchAppRole(hc *http.Client, addr, token string, clients int, duration time.Duration) error {
+	steps := []struct{ method, path, body string }{
+		{"POST", "sys/auth/bench-approle", `{"type":"approle"}`},
+		{"POST", "auth/bench-approle/role/bench", `{"token_policies":"default","token_ttl":"10m"}`},
+	}
+	for _, st := range steps {
+		if _, err := apiCall(hc, addr, token, st.method, st.path, st.body); err != nil {
+			return fmt.Errorf("approle setup: %w", err)
+		}
+	}
+	rid, err := apiCall(hc, addr, token, "GET", "auth/bench-approle/role/bench/role-id", "")
+	if err != nil {
+		return err
+	}
+	sid, err := apiCall(hc, addr, token, "POST", "auth/bench-approle/role/bench/secret-id", "{}")
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]any{"role_id": rid["role_id"], "secret_id": sid["secret_id"]})
+	req := formatRequest("POST", "/v1/auth/bench-approle/login", "", body)
+	fmt.Printf("AppRole login over HTTP, %d clients, %s\n", clients, duration)
+	ops, p50, p99, errs := load(addr, clients, duration, [][]byte{req})
+	fmt.Printf("%-6s %9.0f ops/s   p50 %7.2f ms   p99 %7.2f ms   errors %d\n", "login",
+		float64(ops)/duration.Seconds(), ms(p50), ms(p99), errs)
 	return nil
+}
+
+// apiCall sends one request and returns the envelope's data.
+func apiCall(hc *http.Client, addr, token, method, path, body string) (map[string]any, error) {
+	req, _ := http.NewRequest(method, addr+"/v1/"+path, strings.NewReader(body))
+	req.Header.Set("X-Vault-Token", token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	var env struct {
+		Data map[string]any `json:"data"`
+	}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &env); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+	}
+	return env.Data, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -148,3 +148,54 @@ func TestRevokeByMount(t *testing.T) {
 		t.Fatal("an accessor with a slash was accepted")
 	}
 }
+
+// batchCounter is batch-capable storage that counts writes and batches.
+type batchCounter struct {
+	*logical.InmemStorage
+	puts, batches int
+}
+
+func (b *batchCounter) Put(ctx context.Context, e *logical.StorageEntry) error {
+	b.puts++
+	return b.InmemStorage.Put(ctx, e)
+}
+
+func (b *batchCounter) Batch(ctx context.Context, ops []logical.StorageOp) error {
+	b.batches++
+	return b.InmemStorage.Batch(ctx, ops)
+}
+
+// TestCreateIsOneBatch: on batch-capable storage a token and all its
+// indexes are one atomic commit, and the result behaves like any token.
+func TestCreateIsOneBatch(t *testing.T) {
+	ctx := context.Background()
+	st := &batchCounter{InmemStorage: logical.NewInmemStorage()}
+	s, err := NewStore(ctx, st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.puts, st.batches = 0, 0
+	parent, err := s.Create(ctx, &Entry{Policies: []string{"dev"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Create(ctx, &Entry{Policies: []string{"dev"}, Parent: parent.HashedID, MountAccessor: "userpass_1", Renewable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.puts != 0 || st.batches != 2 {
+		t.Fatalf("two creations: %d puts, %d batches; want 0 and 2", st.puts, st.batches)
+	}
+	if got, err := s.LookupAccessor(ctx, e.Accessor); err != nil || got == nil {
+		t.Fatalf("accessor index: %v %v", got, err)
+	}
+	if err := s.Revoke(ctx, parent); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Lookup(ctx, e.ID); got != nil {
+		t.Fatal("child survived its parent's revocation")
+	}
+	if keys, _ := logical.CollectKeys(ctx, st, "mount/"); len(keys) != 0 {
+		t.Fatalf("mount index left: %v", keys)
+	}
+}
