@@ -2,10 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/openbao/openbao/api/v2"
 )
 
@@ -255,6 +265,124 @@ func TestAppRoleThroughTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := ci.Auth().Token().RenewSelf(0); err == nil || statusOf(t, err) != 400 {
+		t.Fatalf("renew after the role was deleted: %v", err)
+	}
+}
+
+// jwtSign signs claims with key as a compact JWT with kid.
+func jwtSign(t *testing.T, key crypto.Signer, alg jose.SignatureAlgorithm, kid string, claims map[string]any) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := obj.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestJWTThroughTheAPI: JWT login with an RS256 and an ES256 key from a
+// JWKS the test serves; expired tokens and wrong audiences are refused.
+func TestJWTThroughTheAPI(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+			{Key: rsaKey.Public(), KeyID: "rsa-1", Algorithm: "RS256", Use: "sig"},
+			{Key: ecKey.Public(), KeyID: "ec-1", Algorithm: "ES256", Use: "sig"},
+		}})
+	}))
+	defer jwks.Close()
+
+	ts, root := devServer(t, serverOpts{})
+	enableAuth(t, root, "jwt", "jwt", api.AuthConfigInput{})
+	if _, err := root.Logical().Write("auth/jwt/config", map[string]any{
+		"jwks_url": jwks.URL, "bound_issuer": "https://issuer.example",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Write("auth/jwt/role/deploy", map[string]any{
+		"role_type": "jwt", "bound_audiences": "ward", "user_claim": "sub", "token_policies": "dev", "token_ttl": "15m",
+		"claim_mappings": map[string]any{"env": "environment"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	claims := func(over map[string]any) map[string]any {
+		c := map[string]any{"iss": "https://issuer.example", "sub": "ci-runner", "aud": "ward", "env": "prod",
+			"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(10 * time.Minute).Unix()}
+		for k, v := range over {
+			c[k] = v
+		}
+		return c
+	}
+
+	for _, k := range []struct {
+		name string
+		key  crypto.Signer
+		alg  jose.SignatureAlgorithm
+		kid  string
+	}{{"RS256", rsaKey, jose.RS256, "rsa-1"}, {"ES256", ecKey, jose.ES256, "ec-1"}} {
+		a, err := login(t, ts, "auth/jwt/login", map[string]any{"role": "deploy", "jwt": jwtSign(t, k.key, k.alg, k.kid, claims(nil))})
+		if err != nil {
+			t.Fatalf("%s login: %v", k.name, err)
+		}
+		if !slices.Equal(a.Policies, []string{"default", "dev"}) || a.Metadata["environment"] != "prod" ||
+			a.Metadata["role"] != "deploy" || a.LeaseDuration != 900 {
+			t.Fatalf("%s auth block: %+v", k.name, a)
+		}
+		self, err := ts.client(a.ClientToken).Auth().Token().LookupSelf()
+		if err != nil || self.Data["display_name"] != "jwt-ci-runner" {
+			t.Fatalf("%s lookup-self: %v %v", k.name, self, err)
+		}
+	}
+
+	for name, jwt := range map[string]string{
+		"expired":        jwtSign(t, rsaKey, jose.RS256, "rsa-1", claims(map[string]any{"exp": now.Add(-10 * time.Minute).Unix(), "iat": now.Add(-20 * time.Minute).Unix(), "nbf": now.Add(-20 * time.Minute).Unix()})),
+		"wrong audience": jwtSign(t, ecKey, jose.ES256, "ec-1", claims(map[string]any{"aud": "someone-else"})),
+		"wrong issuer":   jwtSign(t, rsaKey, jose.RS256, "rsa-1", claims(map[string]any{"iss": "https://evil.example"})),
+		"wrong key":      jwtSign(t, ecKey, jose.ES256, "rsa-1", claims(nil)),
+	} {
+		_, err := login(t, ts, "auth/jwt/login", map[string]any{"role": "deploy", "jwt": jwt})
+		if err == nil {
+			t.Fatalf("%s: login succeeded", name)
+		}
+		if got := statusOf(t, err); got != 400 || !strings.Contains(err.Error(), "invalid JWT or role") {
+			t.Fatalf("%s: %d %v", name, got, err)
+		}
+	}
+
+	// Renewal is refused once the role is deleted.
+	a, err := login(t, ts, "auth/jwt/login", map[string]any{"role": "deploy", "jwt": jwtSign(t, rsaKey, jose.RS256, "rsa-1", claims(nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ts.client(a.ClientToken)
+	if _, err := c.Auth().Token().RenewSelf(0); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	if _, err := root.Logical().Delete("auth/jwt/role/deploy"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Auth().Token().RenewSelf(0); err == nil || statusOf(t, err) != 400 {
 		t.Fatalf("renew after the role was deleted: %v", err)
 	}
 }
