@@ -161,14 +161,15 @@ func (b *baseCommand) format() string {
 
 func (b *baseCommand) jsonOutput() bool { return b.format() == "json" }
 
-// client builds an OpenBao API client from flags and environment. It starts
-// from api.NewConfig, which ignores BAO_*/VAULT_* variables, so the
-// precedence here (flag, WARD_*, VAULT_*) is the only one that applies.
+// clientWithoutToken builds an OpenBao API client from flags and
+// environment, with no token (what login needs). It starts from
+// api.NewConfig, which ignores BAO_*/VAULT_* variables, so the precedence
+// here (flag, WARD_*, VAULT_*) is the only one that applies.
 //
 // Retries keep the library default (2 retries on 5xx and connection errors,
 // as the Vault CLI does) unless WARD_MAX_RETRIES/VAULT_MAX_RETRIES says
 // otherwise; commands whose repetition is harmful call SetMaxRetries(0).
-func (b *baseCommand) client() (*api.Client, error) {
+func (b *baseCommand) clientWithoutToken() (*api.Client, error) {
 	cfg := api.NewConfig()
 	if cfg.Error != nil {
 		return nil, cfg.Error
@@ -212,14 +213,25 @@ func (b *baseCommand) client() (*api.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// api.NewClient reads BAO_TOKEN (or VAULT_TOKEN) itself; drop it so
+	// only Ward's precedence (resolveToken) applies.
+	client.ClearToken()
+	return client, nil
+}
+
+// client builds the client as clientWithoutToken does, authenticated with
+// the token resolveToken finds.
+func (b *baseCommand) client() (*api.Client, error) {
+	client, err := b.clientWithoutToken()
+	if err != nil {
+		return nil, err
+	}
 	token, err := resolveToken()
 	if err != nil {
 		return nil, err
 	}
 	if token != "" {
 		client.SetToken(token)
-	} else {
-		client.ClearToken()
 	}
 	return client, nil
 }
@@ -230,11 +242,11 @@ func resolveToken() (string, error) {
 	if t := firstEnv("WARD_TOKEN", "VAULT_TOKEN"); t != "" {
 		return strings.TrimSpace(t), nil
 	}
-	home, err := os.UserHomeDir()
+	path, err := tokenFilePath()
 	if err != nil {
 		return "", nil
 	}
-	raw, err := os.ReadFile(filepath.Join(home, tokenFileName))
+	raw, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return "", nil
@@ -243,6 +255,15 @@ func resolveToken() (string, error) {
 		return "", fmt.Errorf("reading token file: %w", err)
 	}
 	return strings.TrimSpace(string(raw)), nil
+}
+
+// tokenFilePath returns the path of ~/.ward-token.
+func tokenFilePath() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, tokenFileName), nil
 }
 
 // clientFailed reports a client construction error (bad address, CA file,

@@ -76,10 +76,17 @@ func commands() map[string]cli.CommandFactory {
 		"kv metadata delete": &kvMetadataDeleteCommand{},
 
 		"secrets":         secretsGroup,
-		"secrets enable":  &secretsEnableCommand{},
-		"secrets disable": &secretsDisableCommand{},
-		"secrets list":    &secretsListCommand{},
-		"secrets tune":    &secretsTuneCommand{},
+		"secrets enable":  &mountEnableCommand{kind: secretsMounts},
+		"secrets disable": &mountDisableCommand{kind: secretsMounts},
+		"secrets list":    &mountListCommand{kind: secretsMounts},
+		"secrets tune":    &mountTuneCommand{kind: secretsMounts},
+
+		"login":        &loginCommand{},
+		"auth":         authGroup,
+		"auth enable":  &mountEnableCommand{kind: authMounts},
+		"auth disable": &mountDisableCommand{kind: authMounts},
+		"auth list":    &mountListCommand{kind: authMounts},
+		"auth tune":    &mountTuneCommand{kind: authMounts},
 
 		"policy":        policyGroup,
 		"policy list":   &policyListCommand{},
@@ -141,4 +148,9 @@ var (
 	_ cli.Command = (*versionCommand)(nil)
 	_ cli.Command = (*serverCommand)(nil)
 	_ cli.Command = (*pluginExecCommand)(nil)
+	_ cli.Command = (*mountEnableCommand)(nil)
+	_ cli.Command = (*mountDisableCommand)(nil)
+	_ cli.Command = (*mountListCommand)(nil)
+	_ cli.Command = (*mountTuneCommand)(nil)
+	_ cli.Command = (*loginCommand)(nil)
 )
