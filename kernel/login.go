@@ -26,8 +26,8 @@ func (c *Core) login(ctx context.Context, u *unsealedState, r *Request, route *r
 			plugin.ErrUnavailable, route.Prefix)
 	}
 	_, me := u.findMount(route.Prefix)
-	if me == nil {
-		return nil, fmt.Errorf("%w: auth method at %s was disabled during the login", plugin.ErrUnavailable, route.Prefix)
+	if me == nil || me.Accessor != route.Accessor {
+		return nil, errDisabledDuringLogin(route.Prefix)
 	}
 	a := resp.Auth
 	if a.TTL < 0 || a.MaxTTL < 0 || a.Period < 0 || a.ExplicitMaxTTL < 0 || a.NumUses < 0 {
@@ -74,9 +74,22 @@ func (c *Core) login(ctx context.Context, u *unsealedState, r *Request, route *r
 	if err != nil {
 		return nil, err
 	}
+	// A disable that ran while we minted listed the mount's tokens before
+	// ours was indexed: it removes the mount from the table first, so
+	// checking again now catches it.
+	if u.authMount(route.Accessor) == nil {
+		if rerr := u.tokens.Revoke(ctx, e); rerr != nil {
+			c.logger.Error("revoking a token minted by a disabled auth method failed", "mount", route.Prefix, "error", rerr)
+		}
+		return nil, errDisabledDuringLogin(route.Prefix)
+	}
 	out := *resp
 	out.Auth = nil // never echoed: it holds the method's internal data
 	return &Response{Response: &out, TokenAuth: u.tokens.AuthBlock(e)}, nil
+}
+
+func errDisabledDuringLogin(prefix string) error {
+	return fmt.Errorf("%w: the auth method at %s was disabled during the login", plugin.ErrUnavailable, prefix)
 }
 
 // loginDisplayName is Vault's "<mount path>-<name>", e.g. "userpass-alice".

@@ -207,3 +207,55 @@ func TestLoginConditionAndDisableRevokes(t *testing.T) {
 		t.Fatalf("sys/auth: %v %v", list, err)
 	}
 }
+
+// blockingAuth holds a login inside the method until released.
+type blockingAuth struct {
+	fakeAuth
+	entered, release chan struct{}
+}
+
+func (b *blockingAuth) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if req.Operation != logical.RenewOperation {
+		b.entered <- struct{}{}
+		<-b.release
+	}
+	return b.fakeAuth.HandleRequest(ctx, req)
+}
+
+// TestLoginRacingDisableMintsNothing: a login whose method is disabled
+// (and another mounted at the same path) while it runs gets no token.
+func TestLoginRacingDisableMintsNothing(t *testing.T) {
+	ctx := context.Background()
+	ba := &blockingAuth{fakeAuth: fakeAuth{auth: &logical.Auth{Policies: []string{"dev"}, TTL: time.Hour}},
+		entered: make(chan struct{}), release: make(chan struct{})}
+	c, u, root := loginCore(t, &ba.fakeAuth)
+	route, _ := u.router.Match("auth/fake/login")
+	route.Handler = ba // the same route, now blocking
+
+	type result struct {
+		resp *Response
+		err  error
+	}
+	done := make(chan result)
+	go func() {
+		resp, err := c.HandleRequest(ctx, &Request{Request: &logical.Request{Operation: logical.UpdateOperation,
+			Path: "auth/fake/login", RemoteAddr: "127.0.0.1:1"}})
+		done <- result{resp, err}
+	}()
+	<-ba.entered
+	if _, err := do(t, c, root, "delete", "sys/auth/fake", nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.auths.table.Add(ctx, mount.NewEntry("fake/", "other")); err != nil {
+		t.Fatal(err)
+	}
+	close(ba.release)
+	res := <-done
+	if res.err == nil {
+		tok := res.resp.TokenAuth["client_token"].(string)
+		if _, err := do(t, c, tok, "read", "auth/token/lookup-self", nil, "127.0.0.1:1"); err == nil {
+			t.Fatal("a login that raced the disable of its method minted a working token")
+		}
+		t.Fatal("a login that raced the disable of its method succeeded")
+	}
+}

@@ -41,12 +41,7 @@ func (u *unsealedState) findMount(prefix string) (*mountKind, *mount.Entry) {
 
 // authMount returns the auth mount with this accessor, or nil.
 func (u *unsealedState) authMount(accessor string) *mount.Entry {
-	for _, e := range u.auths.table.Entries() {
-		if e.Accessor == accessor {
-			return e
-		}
-	}
-	return nil
+	return u.auths.table.ByAccessor(accessor)
 }
 
 // startMount sets a mount up with its plugin and routes it. A mount whose

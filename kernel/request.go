@@ -102,7 +102,7 @@ func (c *Core) handle(ctx context.Context, r *Request) (out *Response, err error
 		if err != nil {
 			return nil, err
 		}
-		if te == nil || !framework.CIDRsContain(te.BoundCIDRs, r.RemoteAddr) {
+		if !usable(u, te, r.RemoteAddr) {
 			return nil, logical.ErrPermissionDenied
 		}
 		// A write needs "create" or "update" depending on whether its target
@@ -162,6 +162,17 @@ func (c *Core) handle(ctx context.Context, r *Request) (out *Response, err error
 	return &Response{Response: resp}, nil
 }
 
+// usable reports whether a looked-up token may be used from remoteAddr:
+// it exists, the address is inside its bound CIDRs, and the auth method
+// that issued it is still enabled (its tokens are revoked when it is
+// disabled; this also covers a revocation that failed half-way).
+func usable(u *unsealedState, te *token.Entry, remoteAddr string) bool {
+	if te == nil || !framework.CIDRsContain(te.BoundCIDRs, remoteAddr) {
+		return false
+	}
+	return te.MountAccessor == "" || u.authMount(te.MountAccessor) != nil
+}
+
 // checkLoginCondition applies an auth mount's login_condition to a request
 // that reached it without a token. A false or failing condition denies.
 func (c *Core) checkLoginCondition(ctx context.Context, u *unsealedState, r *Request, route *router.Route) error {
@@ -219,7 +230,7 @@ func (c *Core) Authorize(ctx context.Context, clientToken, remoteAddr, path stri
 	if err != nil {
 		return err
 	}
-	if te == nil || !framework.CIDRsContain(te.BoundCIDRs, remoteAddr) {
+	if !usable(u, te, remoteAddr) {
 		return logical.ErrPermissionDenied
 	}
 	acl, err := u.policies.acl(ctx, te.Policies)

@@ -83,27 +83,30 @@ type Table struct {
 	key      string
 	reserved []string
 
-	mu      sync.RWMutex // protects entries; held while persisting changes
-	entries map[string]*Entry
+	mu         sync.RWMutex // protects entries and byAccessor; held while persisting changes
+	entries    map[string]*Entry
+	byAccessor map[string]*Entry
 }
 
 // Load reads the table stored at key in storage (empty if absent). No new
 // mount may use a path under one of the reserved prefixes.
 func Load(ctx context.Context, storage logical.Storage, key string, reserved []string) (*Table, error) {
-	t := &Table{storage: storage, key: key, reserved: reserved, entries: map[string]*Entry{}}
+	t := &Table{storage: storage, key: key, reserved: reserved}
 	se, err := storage.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("load mount table: %w", err)
 	}
+	entries := map[string]*Entry{}
 	if se != nil {
 		var list []*Entry
 		if err := json.Unmarshal(se.Value, &list); err != nil {
 			return nil, fmt.Errorf("decode mount table: %w", err)
 		}
 		for _, e := range list {
-			t.entries[e.Path] = e
+			entries[e.Path] = e
 		}
 	}
+	t.setEntriesLocked(entries)
 	return t, nil
 }
 
@@ -127,7 +130,9 @@ func (t *Table) AddBuiltin(e *Entry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e.Builtin = true
-	t.entries[e.Path] = e
+	next := t.copyLocked()
+	next[e.Path] = e
+	t.setEntriesLocked(next)
 }
 
 // CheckPath reports whether a new mount may use path.
@@ -164,7 +169,7 @@ func (t *Table) Add(ctx context.Context, e *Entry) error {
 	if err := t.persistLocked(ctx, next); err != nil {
 		return err
 	}
-	t.entries = next
+	t.setEntriesLocked(next)
 	return nil
 }
 
@@ -184,7 +189,7 @@ func (t *Table) Remove(ctx context.Context, path string) (*Entry, error) {
 	if err := t.persistLocked(ctx, next); err != nil {
 		return nil, err
 	}
-	t.entries = next
+	t.setEntriesLocked(next)
 	return e, nil
 }
 
@@ -205,8 +210,24 @@ func (t *Table) Update(ctx context.Context, path string, fn func(*Entry) error) 
 	if err := t.persistLocked(ctx, next); err != nil {
 		return nil, err
 	}
-	t.entries = next
+	t.setEntriesLocked(next)
 	return updated, nil
+}
+
+// ByAccessor returns the mount with this accessor, or nil.
+func (t *Table) ByAccessor(accessor string) *Entry {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.byAccessor[accessor]
+}
+
+// setEntriesLocked installs a new entry map and its accessor index.
+func (t *Table) setEntriesLocked(entries map[string]*Entry) {
+	t.entries = entries
+	t.byAccessor = make(map[string]*Entry, len(entries))
+	for _, e := range entries {
+		t.byAccessor[e.Accessor] = e
+	}
 }
 
 // Get returns the mount at exactly path (with trailing slash), or nil.

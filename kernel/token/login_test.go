@@ -199,3 +199,27 @@ func TestCreateIsOneBatch(t *testing.T) {
 		t.Fatalf("mount index left: %v", keys)
 	}
 }
+
+// TestPeriodRaisedAfterCreationIsCapped: an auth method (or role) that
+// answers a renewal with a huge period cannot push the token past the
+// system maximum for that period.
+func TestPeriodRaisedAfterCreationIsCapped(t *testing.T) {
+	clock := newFakeClock()
+	answer := &logical.Auth{Period: 100000 * time.Hour}
+	s, err := NewStore(context.Background(), logical.NewInmemStorage(), Options{Now: clock.Now, MaxTTL: 24 * time.Hour,
+		RenewAuth: func(context.Context, *Entry) (*logical.Auth, error) { return answer, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Create(context.Background(), &Entry{Policies: []string{"dev"}, Period: time.Hour, Renewable: true, MountAccessor: "m_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Renew(context.Background(), e, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.ExpireTime.Sub(clock.Now().Round(0)); got > 24*time.Hour {
+		t.Fatalf("renewed for %v, past the system max of 24h", got)
+	}
+}

@@ -651,13 +651,25 @@ func (s *Store) Renew(ctx context.Context, e *Entry, increment time.Duration) (*
 		return nil, err
 	}
 	if answer != nil {
-		changed = changed || applyAuthAnswer(cur, answer)
+		if applyAuthAnswer(cur, answer) {
+			changed = true
+		}
 	}
 
 	var ttl time.Duration
 	var maxValid time.Time
 	if cur.Period > 0 {
-		ttl = cur.Period
+		// A periodic token lives as long as it is renewed (up to its
+		// explicit max), but each period is capped like any TTL: a period
+		// raised after creation (by a role or an auth method) must not
+		// outgrow the system, mount or explicit maximum.
+		var limit time.Duration
+		if !cur.IsRoot() {
+			limit = s.maxTTL
+		}
+		limit = minPositive(limit, cur.MaxTTL)
+		limit = minPositive(limit, cur.ExplicitMaxTTL)
+		ttl = minPositive(cur.Period, limit)
 		if cur.ExplicitMaxTTL > 0 {
 			maxValid = cur.CreationTime.Add(cur.ExplicitMaxTTL)
 		}

@@ -26,6 +26,10 @@ type TokenParams struct {
 	Type string `json:"token_type"`
 }
 
+// MaxDurationSeconds bounds every token duration (100 years): larger
+// values would overflow time.Duration.
+const MaxDurationSeconds = 100 * 365 * 24 * 3600
+
 // TokenFields returns the schema of the token_* fields, to merge into a
 // path's Fields with AddTokenFields.
 func TokenFields() map[string]*FieldSchema {
@@ -57,8 +61,13 @@ func AddTokenFields(fields map[string]*FieldSchema) map[string]*FieldSchema {
 // request leaves out keep their current value, so it serves create and
 // update alike) and checks the result.
 func (p *TokenParams) ParseTokenFields(d *FieldData) error {
+	var tooLong []string
 	dur := func(name string, dst *time.Duration) {
 		if v, ok := d.GetOk(name); ok {
+			if v.(int) > MaxDurationSeconds {
+				tooLong = append(tooLong, name)
+				return
+			}
 			*dst = time.Duration(v.(int)) * time.Second
 		}
 	}
@@ -66,6 +75,9 @@ func (p *TokenParams) ParseTokenFields(d *FieldData) error {
 	dur("token_max_ttl", &p.MaxTTL)
 	dur("token_period", &p.Period)
 	dur("token_explicit_max_ttl", &p.ExplicitMaxTTL)
+	if len(tooLong) > 0 {
+		return logical.InvalidRequest("%s: durations are limited to 100 years", strings.Join(tooLong, ", "))
+	}
 	if v, ok := d.GetOk("token_policies"); ok {
 		p.Policies = NormalizePolicies(v.([]string))
 	}

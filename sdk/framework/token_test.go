@@ -59,3 +59,14 @@ func TestCIDRsContain(t *testing.T) {
 		t.Error("no CIDRs must allow every address")
 	}
 }
+
+func TestTokenDurationsBounded(t *testing.T) {
+	fd := &FieldData{Raw: map[string]any{"token_period": 1 << 40}, Schema: TokenFields()}
+	if err := fd.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var p TokenParams
+	if err := p.ParseTokenFields(fd); err == nil || p.Period != 0 {
+		t.Fatalf("a period of 2^40 seconds: %v, period %v", err, p.Period)
+	}
+}

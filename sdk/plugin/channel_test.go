@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"math"
 	"time"
 
 	"github.com/wardproject/ward/sdk/logical"
@@ -174,5 +175,17 @@ func TestStalledPeerFailsTheChannelNotTheHost(t *testing.T) {
 	a.wmu.Unlock()
 	if queued > maxQueuedBytes {
 		t.Fatalf("queued %d bytes, bound is %d", queued, maxQueuedBytes)
+	}
+}
+
+func TestFromSecondsSaturates(t *testing.T) {
+	if got := fromSeconds(1 << 62); got != math.MaxInt64 {
+		t.Fatalf("huge: %v", got)
+	}
+	if got := fromSeconds(-(1 << 62)); got >= 0 {
+		t.Fatalf("huge negative became %v", got)
+	}
+	if got := fromSeconds(90); got != 90*time.Second {
+		t.Fatalf("90s: %v", got)
 	}
 }

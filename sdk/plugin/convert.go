@@ -3,6 +3,7 @@ package plugin
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/wardproject/ward/sdk/logical"
@@ -132,7 +133,7 @@ func ResponseFromProto(r *pb.Response) (*logical.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Secret = &logical.Secret{TTL: time.Duration(s.TtlSeconds) * time.Second, MaxTTL: time.Duration(s.MaxTtlSeconds) * time.Second,
+		out.Secret = &logical.Secret{TTL: fromSeconds(s.TtlSeconds), MaxTTL: fromSeconds(s.MaxTtlSeconds),
 			Renewable: s.Renewable, InternalData: internal, LeaseID: s.LeaseId}
 	}
 	if out.Auth, err = authFromProto(r.Auth); err != nil {
@@ -143,7 +144,19 @@ func ResponseFromProto(r *pb.Response) (*logical.Response, error) {
 
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }
 
-func fromSeconds(s int64) time.Duration { return time.Duration(s) * time.Second }
+// fromSeconds converts a wire duration without overflowing: values past
+// what time.Duration holds saturate (negative ones stay negative, which the
+// kernel refuses).
+func fromSeconds(s int64) time.Duration {
+	const maxSec = int64(math.MaxInt64 / int64(time.Second))
+	switch {
+	case s > maxSec:
+		return math.MaxInt64
+	case s < -maxSec:
+		return math.MinInt64
+	}
+	return time.Duration(s) * time.Second
+}
 
 func authToProto(a *logical.Auth) (*pb.Auth, error) {
 	if a == nil {
