@@ -4,10 +4,10 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"math"
 	"net"
 	"sync"
 	"testing"
-	"math"
 	"time"
 
 	"github.com/wardproject/ward/sdk/logical"
