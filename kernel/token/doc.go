@@ -54,7 +54,8 @@
 //   - Tokens with no expiry are never renewable (Vault does not advertise
 //     them as renewable); Renew leaves them unchanged.
 //   - Renew follows Vault's CalculateTTL: a periodic token renews by its
-//     period (increment ignored), capped only by its explicit max TTL; other
+//     period (increment ignored), each period capped by the system, mount
+//     and explicit max TTLs, its lifetime only by its explicit max TTL; other
 //     tokens renew by the increment or else their creation TTL, capped by
 //     CreationTime + min(MaxTTL, ExplicitMaxTTL). Root tokens are exempt from
 //     MaxTTL, at creation and renewal.
@@ -101,7 +102,7 @@
 //     (OpenBao answers 500).
 //   - token_type accepts "service" and "default-service" (the default);
 //     batch types answer 400 as on create. bound_cidrs/token_bound_cidrs
-//     must be empty (tokens cannot be bound to CIDRs yet).
+//     must be empty (only login tokens can be bound to CIDRs).
 //     allowed_entity_aliases is stored and checked against entity_alias,
 //     which is then ignored (no identity store).
 //   - path_suffix must match \w[\w-.]+\w as a whole (OpenBao matches it

@@ -223,3 +223,27 @@ func TestPeriodRaisedAfterCreationIsCapped(t *testing.T) {
 		t.Fatalf("renewed for %v, past the system max of 24h", got)
 	}
 }
+
+func TestRenewalNeverMakesATokenPeriodic(t *testing.T) {
+	clock := newFakeClock()
+	s, err := NewStore(context.Background(), logical.NewInmemStorage(), Options{Now: clock.Now, MaxTTL: 24 * time.Hour,
+		RenewAuth: func(context.Context, *Entry) (*logical.Auth, error) { return &logical.Auth{Period: 20 * time.Minute}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Create(context.Background(), &Entry{Policies: []string{"dev"}, TTL: 5 * time.Minute, MaxTTL: 10 * time.Minute,
+		Renewable: true, MountAccessor: "m_1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		clock.Advance(4 * time.Minute)
+		r, err := s.Renew(context.Background(), e, 0)
+		if err != nil {
+			break // expired past its max: what we want
+		}
+		if r.Period != 0 || r.ExpireTime.After(e.CreationTime.Add(10*time.Minute)) {
+			t.Fatalf("renewal %d: period %v, expires %v (issued max 10m)", i, r.Period, r.ExpireTime.Sub(e.CreationTime))
+		}
+	}
+}

@@ -719,16 +719,20 @@ func (s *Store) Renew(ctx context.Context, e *Entry, increment time.Duration) (*
 }
 
 // applyAuthAnswer takes the TTL, max TTL and period an auth method
-// answered to a renewal. The max TTL may only shrink: a method cannot
-// extend a token past the limits it was issued with. It reports whether e
-// changed.
+// answered to a renewal. The max TTL may only shrink and only periodic
+// tokens take a period: a method cannot extend a token past the limits it
+// was issued with. It reports whether e changed.
 func applyAuthAnswer(e *Entry, a *logical.Auth) bool {
 	before := [3]time.Duration{e.TTL, e.MaxTTL, e.Period}
 	if a.TTL > 0 {
 		e.TTL = a.TTL
 	}
 	e.MaxTTL = minPositive(e.MaxTTL, a.MaxTTL)
-	e.Period = a.Period
+	if e.Period > 0 {
+		// Only a periodic token takes a new period: a renewal must not
+		// turn a token with a max TTL into one without.
+		e.Period = a.Period
+	}
 	if e.Period > 0 && e.MaxTTL > 0 && e.Period > e.MaxTTL {
 		e.Period = e.MaxTTL
 	}

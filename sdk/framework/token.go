@@ -80,6 +80,11 @@ func (p *TokenParams) ParseTokenFields(d *FieldData) error {
 	}
 	if v, ok := d.GetOk("token_policies"); ok {
 		p.Policies = NormalizePolicies(v.([]string))
+		if slices.Contains(p.Policies, "root") {
+			// The kernel refuses to mint it at login; refusing here keeps a
+			// login from learning the credentials were right first.
+			return logical.InvalidRequest("token_policies: auth methods cannot issue tokens with the root policy")
+		}
 	}
 	if v, ok := d.GetOk("token_no_default_policy"); ok {
 		p.NoDefaultPolicy = v.(bool)
