@@ -48,9 +48,31 @@ type Config struct {
 	// ReportedVersion is the Vault-compatible version the server reports in
 	// sys/health and sys/seal-status; clients gate features on it.
 	ReportedVersion string
+	// Audits are the audit devices the server enables at every unseal.
+	Audits []Audit
+	// UnsafeAllowAPIAuditCreation lets sys/audit create devices at
+	// runtime. Off by default: creating an audit device (a file path, a
+	// socket) through the API was a remote-code-execution hole in Vault
+	// and OpenBao (CVE-2025-6000).
+	UnsafeAllowAPIAuditCreation bool
 	// Ignored lists Vault settings accepted for compatibility but without
 	// effect in Ward; the server logs them.
 	Ignored []string
+}
+
+// Audit is an audit device stanza, in OpenBao's shape:
+//
+//	audit "file" "main" {
+//	  description = "local tamper-evident log"
+//	  options {
+//	    file_path = "/var/log/ward/audit.log"
+//	  }
+//	}
+type Audit struct {
+	Type        string
+	Path        string
+	Description string
+	Options     map[string]string
 }
 
 // DefaultReportedVersion is the Vault API level Ward implements, reported
@@ -123,6 +145,18 @@ func Parse(text string) (*Config, error) {
 			c.DefaultLeaseTTL, err = decodeDuration(item)
 		case "max_lease_ttl":
 			c.MaxLeaseTTL, err = decodeDuration(item)
+		case "unsafe_allow_api_audit_creation":
+			err = hcl.DecodeObject(&c.UnsafeAllowAPIAuditCreation, item.Val)
+		case "audit":
+			var a *Audit
+			if a, err = parseAudit(item); err == nil {
+				for _, other := range c.Audits {
+					if other.Path == a.Path {
+						err = fmt.Errorf("audit device %q declared twice", a.Path)
+					}
+				}
+				c.Audits = append(c.Audits, *a)
+			}
 		default:
 			if ignoredKeys[key] {
 				c.Ignored = append(c.Ignored, key)
@@ -217,6 +251,54 @@ func parseListener(item *ast.ObjectItem) (*Listener, error) {
 		}
 	}
 	return &l, nil
+}
+
+func parseAudit(item *ast.ObjectItem) (*Audit, error) {
+	if len(item.Keys) != 3 {
+		return nil, errors.New(`needs a type and a path label: audit "file" "main" { ... }`)
+	}
+	a := &Audit{Type: item.Keys[1].Token.Value().(string), Path: strings.Trim(item.Keys[2].Token.Value().(string), "/")}
+	if a.Path == "" || strings.ContainsAny(a.Path, "/ \t") {
+		return nil, fmt.Errorf("invalid audit device path %q", a.Path)
+	}
+	if err := checkKeys(item, "description", "options"); err != nil {
+		return nil, err
+	}
+	var raw map[string]any
+	if err := hcl.DecodeObject(&raw, item.Val); err != nil {
+		return nil, err
+	}
+	if d, ok := raw["description"]; ok {
+		s, isStr := d.(string)
+		if !isStr {
+			return nil, errors.New("description must be a string")
+		}
+		a.Description = s
+	}
+	a.Options = map[string]string{}
+	var blocks []map[string]any
+	switch o := raw["options"].(type) {
+	case nil:
+	case map[string]any:
+		blocks = []map[string]any{o}
+	case []map[string]any:
+		blocks = o
+	default:
+		return nil, errors.New("options must be a block of key = value")
+	}
+	for _, b := range blocks {
+		for k, v := range b {
+			switch v := v.(type) {
+			case string:
+				a.Options[k] = v
+			case bool, int, int64, float64:
+				a.Options[k] = fmt.Sprint(v)
+			default:
+				return nil, fmt.Errorf("option %q must be a string, number or boolean", k)
+			}
+		}
+	}
+	return a, nil
 }
 
 func parseStorage(item *ast.ObjectItem) (*Storage, error) {

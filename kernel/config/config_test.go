@@ -89,3 +89,49 @@ func FuzzParse(f *testing.F) {
 		_, _ = Parse(text) // must not panic
 	})
 }
+
+func TestAuditStanzas(t *testing.T) {
+	c, err := Parse(`
+storage "pebble" { path = "/tmp/x" }
+unsafe_allow_api_audit_creation = true
+audit "file" "main" {
+  description = "local log"
+  options {
+    file_path = "/var/log/ward/audit.log"
+    log_raw   = false
+    mode      = "0600"
+  }
+}
+audit "socket" "siem" {
+  options = {
+    address     = "127.0.0.1:9090"
+    socket_type = "tcp"
+  }
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.UnsafeAllowAPIAuditCreation || len(c.Audits) != 2 {
+		t.Fatalf("parsed %+v", c)
+	}
+	a := c.Audits[0]
+	if a.Type != "file" || a.Path != "main" || a.Description != "local log" ||
+		a.Options["file_path"] != "/var/log/ward/audit.log" || a.Options["log_raw"] != "false" || a.Options["mode"] != "0600" {
+		t.Fatalf("file stanza %+v", a)
+	}
+	if s := c.Audits[1]; s.Type != "socket" || s.Options["address"] != "127.0.0.1:9090" {
+		t.Fatalf("socket stanza %+v", s)
+	}
+	for _, bad := range []string{
+		`audit "file" { options { file_path = "x" } }`,
+		`audit "file" "a/b" { options { file_path = "x" } }`,
+		`audit "file" "a" { path = "x" }`,
+		`audit "file" "a" { options { file_path = "x" } }
+audit "file" "a" { options { file_path = "y" } }`,
+	} {
+		if _, err := Parse(`storage "pebble" { path = "/tmp/x" }` + "\n" + bad); err == nil {
+			t.Errorf("accepted: %s", bad)
+		}
+	}
+}
