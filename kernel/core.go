@@ -53,6 +53,12 @@ type Config struct {
 	PluginLogLevel  string
 	PluginLogJSON   bool
 	PluginLogOut    io.Writer
+	// AuditDevices are enabled at every unseal (the configuration's audit
+	// stanzas). AllowAPIAuditCreation lets sys/audit create more: off
+	// unless the configuration says unsafe_allow_api_audit_creation or the
+	// server runs in dev mode (CVE-2025-6000).
+	AuditDevices          []config.Audit
+	AllowAPIAuditCreation bool
 	// MaxRequestDuration bounds every request, plugin call included.
 	MaxRequestDuration time.Duration
 	Now                func() time.Time
@@ -113,6 +119,7 @@ type Core struct {
 type unsealedState struct {
 	tokens    *token.Store
 	policies  *policyStore
+	audit     *auditDevices
 	secrets   *mountKind // sys/mounts
 	auths     *mountKind // sys/auth, routed under auth/
 	router    *router.Router
@@ -342,6 +349,9 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	if u.policies, err = newPolicyStore(ctx, c.barrier.View("sys/policy/"), c.cfg.Now); err != nil {
 		return err
 	}
+	if u.audit, err = c.loadAudit(ctx); err != nil {
+		return err
+	}
 	u.catalog = plugin.NewCatalog(c.barrier.View("core/plugin-catalog/"), c.cfg.PluginDirectory, c.cfg.BuiltinPlugins)
 	u.runner = plugin.NewRunner(plugin.RunnerConfig{
 		Catalog: u.catalog, Logger: c.logger, LogLevel: c.cfg.PluginLogLevel, LogJSON: c.cfg.PluginLogJSON,
@@ -416,6 +426,9 @@ func (c *Core) Seal(ctx context.Context) error {
 	u.bg.Wait()
 	u.runner.Shutdown()
 	u.tokens.Close()
+	if err := u.audit.broker.Close(); err != nil {
+		c.logger.Error("closing the audit devices", "error", err)
+	}
 	c.barrier.Seal()
 	c.seal.ResetUnseal()
 	c.cfg.Metrics.SetSealed(true)
@@ -433,6 +446,15 @@ func (c *Core) state() (*unsealedState, error) {
 		return nil, ErrSealed
 	}
 	return c.unsealed, nil
+}
+
+// ReopenAudit reopens the audit devices' files (SIGHUP, after rotation).
+func (c *Core) ReopenAudit() error {
+	u, err := c.state()
+	if err != nil {
+		return nil // sealed: no device is open
+	}
+	return u.audit.broker.Reopen()
 }
 
 // PluginProcess reports on the process serving a plugin (tests, ops).

@@ -41,23 +41,28 @@ type Response struct {
 // then the mount's handler. It never holds a kernel-wide lock while the
 // handler (possibly a plugin) runs.
 func (c *Core) HandleRequest(ctx context.Context, r *Request) (*Response, error) {
-	out, err := c.handle(ctx, r)
-	if err != nil || out == nil {
+	tr := &auditTrail{}
+	out, err := c.handle(ctx, r, tr)
+	if err == nil && out != nil {
+		if sc := out.StatusCode; sc != 0 && (sc < 200 || sc > 599) {
+			out, err = nil, fmt.Errorf("%w: backend answered with invalid HTTP status %d", plugin.ErrUnavailable, sc)
+		} else if a, ok := out.Data["auth"].(map[string]any); ok && strings.HasPrefix(r.Path, "auth/token/") {
+			// The token backend (in-kernel) returns the envelope auth
+			// block under data.auth; lift it where clients expect it.
+			out.TokenAuth = a
+			out.Data = nil
+		}
+	}
+	if tr.broker != nil {
+		return c.auditResponse(ctx, tr, r, out, err)
+	}
+	if err != nil {
 		return nil, err
-	}
-	if sc := out.StatusCode; sc != 0 && (sc < 200 || sc > 599) {
-		return nil, fmt.Errorf("%w: backend answered with invalid HTTP status %d", plugin.ErrUnavailable, sc)
-	}
-	// The token backend (in-kernel) returns the envelope auth block under
-	// data.auth; lift it where clients expect it.
-	if a, ok := out.Data["auth"].(map[string]any); ok && strings.HasPrefix(r.Path, "auth/token/") {
-		out.TokenAuth = a
-		out.Data = nil
 	}
 	return out, nil
 }
 
-func (c *Core) handle(ctx context.Context, r *Request) (out *Response, err error) {
+func (c *Core) handle(ctx context.Context, r *Request, tr *auditTrail) (out *Response, err error) {
 	start := time.Now()
 	mountLabel := "none"
 	defer func() {
@@ -77,8 +82,10 @@ func (c *Core) handle(ctx context.Context, r *Request) (out *Response, err error
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.MaxRequestDuration)
 	defer cancel()
+	tr.start(u, r)
 
 	route, rel := u.router.Match(r.Path)
+	tr.route(route)
 	if route != nil {
 		mountLabel = route.Prefix
 	}
@@ -105,6 +112,7 @@ func (c *Core) handle(ctx context.Context, r *Request) (out *Response, err error
 		if !usable(u, te, r.RemoteAddr) {
 			return nil, logical.ErrPermissionDenied
 		}
+		tr.token(te)
 		// A write needs "create" or "update" depending on whether its target
 		// exists: ask the backend first, as Vault does.
 		if r.Operation == logical.UpdateOperation && route != nil {
@@ -127,7 +135,9 @@ func (c *Core) handle(ctx context.Context, r *Request) (out *Response, err error
 		if err != nil {
 			return nil, err
 		}
-		if d := acl.Authorize(ctx, c.policyInput(r, te, route), sudo); !d.Allowed {
+		d := acl.Authorize(ctx, c.policyInput(r, te, route), sudo)
+		tr.conditions(d.Conditions)
+		if !d.Allowed {
 			return nil, logical.ErrPermissionDenied
 		}
 		if route == nil {
@@ -152,6 +162,11 @@ func (c *Core) handle(ctx context.Context, r *Request) (out *Response, err error
 	req.MountAccessor = route.Accessor
 	req.Unauthenticated = unauth
 	req.Auth = nil // only the kernel's renewal sends one
+	// The request is recorded before it runs; if no audit device records
+	// it, it does not run (fail closed).
+	if err := tr.logRequest(ctx); err != nil {
+		return nil, err
+	}
 	resp, err := route.Handler.HandleRequest(ctx, &req)
 	if err != nil || resp == nil {
 		return nil, err

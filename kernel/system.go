@@ -26,7 +26,7 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 	b := &framework.Backend{
 		Help: "The system backend: mounts, plugins, policies and seal control.",
 		PathsSpecial: &logical.Paths{
-			Root: []string{"auth/*", "plugins/catalog/*", "plugins/reload/*", "seal"}, // as in Vault
+			Root: []string{"auth/*", "plugins/catalog/*", "plugins/reload/*", "seal", "audit", "audit/*", "audit-hash/*"}, // as in Vault
 		},
 		Paths: []*framework.Path{
 			{
@@ -89,6 +89,7 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 		},
 	}
 	b.Paths = append(b.Paths, s.policyPaths()...)
+	b.Paths = append(b.Paths, s.auditPaths()...)
 	b.Paths = append(b.Paths, s.mountPaths(s.u.secrets, "mounts")...)
 	b.Paths = append(b.Paths, s.mountPaths(s.u.auths, "auth")...)
 	return b

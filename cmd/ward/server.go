@@ -157,6 +157,10 @@ func devDefaults(cfg *config.Config, listen, pluginDir, dataDir string) (func(),
 	if pluginDir != "" {
 		cfg.PluginDirectory = pluginDir
 	}
+	// A dev server may create audit devices through the API (the issue
+	// that makes this unsafe needs an attacker with a sudo token; on a dev
+	// server the root token is printed anyway).
+	cfg.UnsafeAllowAPIAuditCreation = true
 	if cfg.LogLevel == "" {
 		cfg.LogLevel = "info"
 	}
@@ -213,6 +217,7 @@ func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
 		DefaultLeaseTTL: cfg.DefaultLeaseTTL, MaxLeaseTTL: cfg.MaxLeaseTTL,
 		BuiltinPlugins: builtinEntries, PluginDirectory: cfg.PluginDirectory,
 		PluginLogLevel: cfg.LogLevel, PluginLogJSON: cfg.LogFormat == "json", PluginLogOut: logOut,
+		AuditDevices: cfg.Audits, AllowAPIAuditCreation: cfg.UnsafeAllowAPIAuditCreation,
 	})
 	if err != nil {
 		store.Close()
@@ -292,13 +297,25 @@ func runServer(ctx context.Context, cfg *config.Config, dev bool, devRootToken s
 	} else {
 		s.logger.Info("server is sealed: run `ward operator unseal`")
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-s.errc:
-		return err
+	// SIGHUP reopens the audit files, after logrotate renamed them.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			s.logger.Info("shutting down")
+			return nil
+		case err := <-s.errc:
+			return err
+		case <-hup:
+			if err := s.core.ReopenAudit(); err != nil {
+				s.logger.Error("reopening the audit devices", "error", err)
+			} else {
+				s.logger.Info("audit devices reopened")
+			}
+		}
 	}
-	s.logger.Info("shutting down")
-	return nil
 }
 
 // devSetup initializes and unseals a dev server and mounts kv-v2 at secret/.

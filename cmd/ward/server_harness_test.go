@@ -44,6 +44,8 @@ func (s *syncBuffer) String() string {
 type serverOpts struct {
 	dataDir   string
 	pluginDir string
+	audits    []config.Audit
+	apiAudit  bool // unsafe_allow_api_audit_creation
 }
 
 func startServer(t *testing.T, o serverOpts) *testServer {
@@ -56,6 +58,9 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 		Listeners:       []config.Listener{{Address: "127.0.0.1:0", TLSDisable: true}},
 		PluginDirectory: o.pluginDir,
 		LogLevel:        "warn",
+		Audits:          o.audits,
+
+		UnsafeAllowAPIAuditCreation: o.apiAudit,
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

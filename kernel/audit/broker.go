@@ -104,6 +104,10 @@ func (b *Broker) Device(name string) (Device, bool) {
 	return nil, false
 }
 
+// Active reports whether any device is enabled: when none is, the kernel
+// need not build entries at all.
+func (b *Broker) Active() bool { return len(*b.devices.Load()) > 0 }
+
 // Names lists the enabled devices' names, sorted.
 func (b *Broker) Names() []string {
 	cur := *b.devices.Load()

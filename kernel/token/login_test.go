@@ -227,7 +227,9 @@ func TestPeriodRaisedAfterCreationIsCapped(t *testing.T) {
 func TestRenewalNeverMakesATokenPeriodic(t *testing.T) {
 	clock := newFakeClock()
 	s, err := NewStore(context.Background(), logical.NewInmemStorage(), Options{Now: clock.Now, MaxTTL: 24 * time.Hour,
-		RenewAuth: func(context.Context, *Entry) (*logical.Auth, error) { return &logical.Auth{Period: 20 * time.Minute}, nil }})
+		RenewAuth: func(context.Context, *Entry) (*logical.Auth, error) {
+			return &logical.Auth{Period: 20 * time.Minute}, nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
