@@ -69,6 +69,7 @@ func run(ward, addr, token string, clients int, duration time.Duration, keys int
 		}
 	}
 	fmt.Printf("KV v2 over HTTP, %d clients, %s per phase, %d keys, synced Pebble writes\n", clients, duration, keys)
+	var readOps int64
 	for _, phase := range []struct {
 		name string
 		reqs [][]byte
@@ -76,8 +77,35 @@ func run(ward, addr, token string, clients int, duration time.Duration, keys int
 		ops, p50, p99, errs := load(addr, clients, duration, phase.reqs)
 		fmt.Printf("%-6s %9.0f ops/s   p50 %7.2f ms   p99 %7.2f ms   errors %d\n", phase.name,
 			float64(ops)/duration.Seconds(), ms(p50), ms(p99), errs)
+		readOps = ops
+	}
+	if err := benchAudit(hc, addr, token, clients, duration, reads, readOps); err != nil {
+		return err
 	}
 	return benchAppRole(hc, addr, token, clients, duration)
+}
+
+// benchAudit repeats the read phase with a file audit device enabled (a dev
+// server allows creating one through the API) and reports the cost.
+func benchAudit(hc *http.Client, addr, token string, clients int, duration time.Duration, reads [][]byte, baseline int64) error {
+	dir, err := os.MkdirTemp("", "wardbench-audit-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	body, _ := json.Marshal(map[string]any{"type": "file", "options": map[string]string{"file_path": dir + "/audit.log"}})
+	if _, err := apiCall(hc, addr, token, "PUT", "sys/audit/bench", string(body)); err != nil {
+		return fmt.Errorf("enable the audit device: %w", err)
+	}
+	defer apiCall(hc, addr, token, "DELETE", "sys/audit/bench", "")
+	ops, p50, p99, errs := load(addr, clients, duration, reads)
+	cost := 0.0
+	if baseline > 0 {
+		cost = 100 * (1 - float64(ops)/float64(baseline))
+	}
+	fmt.Printf("%-6s %9.0f ops/s   p50 %7.2f ms   p99 %7.2f ms   errors %d   (file audit device on: %.1f%% fewer reads/s)\n",
+		"read+a", float64(ops)/duration.Seconds(), ms(p50), ms(p99), errs, cost)
+	return nil
 }
 
 // benchAppRole measures AppRole logins: each one is a plugin round trip
