@@ -246,3 +246,52 @@ func TestAuditSocketFailsClosed(t *testing.T) {
 type devNull struct{}
 
 func (devNull) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestAuditChainSpansRestart: the chain continues across a restart, and
+// the whole file verifies against the device's key.
+func TestAuditChainSpansRestart(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	dev := fileAudit(logPath)
+	dev.Options["checkpoint_every"] = "5"
+	ts := startServer(t, serverOpts{dataDir: dir, audits: []config.Audit{dev}})
+	keys, rootTok := ts.initUnseal(1, 1)
+	root := ts.client(rootTok)
+	for i := 0; i < 6; i++ {
+		if _, err := root.Auth().Token().LookupSelf(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts.stop()
+
+	ts = startServer(t, serverOpts{dataDir: dir, audits: []config.Audit{dev}})
+	if _, err := ts.client("").Sys().Unseal(keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	root = ts.client(rootTok)
+	for i := 0; i < 6; i++ {
+		if _, err := root.Auth().Token().LookupSelf(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vk, err := root.Logical().Read("sys/audit/main/verify-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := audit.ParsePublicKey(vk.Data["public_key"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := audit.VerifyLog(f, audit.VerifyOptions{PublicKey: pub})
+	if err != nil {
+		t.Fatalf("a log spanning a restart does not verify: %v", err)
+	}
+	if res.FirstSeq != 1 || res.Checkpoints < 4 || res.Entries < 24 {
+		t.Fatalf("verify result %+v", res)
+	}
+}
