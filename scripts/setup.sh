@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine. Idempotent.
-# Today that is only the Go toolchain's C compiler for -race (cgo).
+# The C compiler for -race (cgo) and SoftHSM2, the PKCS#11 module the HSM
+# seal tests run against.
 set -euo pipefail
 
 need=()
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; run as root or install them" >&2
