@@ -161,7 +161,7 @@ func (c *Core) handle(ctx context.Context, r *Request, tr *auditTrail) (out *Res
 	req.MountType = route.Type
 	req.MountAccessor = route.Accessor
 	req.Unauthenticated = unauth
-	req.Auth = nil // only the kernel's renewal sends one
+	req.Auth, req.Secret = nil, nil // only the kernel's renewals and revocations send them
 	// The request is recorded before it runs; if no audit device records
 	// it, it does not run (fail closed).
 	if err := tr.logRequest(ctx); err != nil {

@@ -50,6 +50,16 @@ type Backend struct {
 	// tokens from this method cannot be renewed.
 	AuthRenew func(ctx context.Context, req *logical.Request) (*logical.Response, error)
 
+	// SecretRenew and SecretRevoke serve the lease manager's renewal and
+	// revocation of a lease this engine created (a RenewOperation or
+	// RevokeOperation carrying req.Secret, whatever the path; tell secret
+	// kinds apart with Secret.InternalData). SecretRenew answers the Secret
+	// to apply or refuses; without it leases cannot be renewed. SecretRevoke
+	// must be idempotent: the kernel retries it until it succeeds; without
+	// it revocation only forgets the lease.
+	SecretRenew  func(ctx context.Context, req *logical.Request) (*logical.Response, error)
+	SecretRevoke func(ctx context.Context, req *logical.Request) (*logical.Response, error)
+
 	InitializeFunc func(ctx context.Context) error
 	Invalidate     func(ctx context.Context, key string)
 	Clean          func(ctx context.Context)
@@ -141,6 +151,18 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 			return nil, logical.InvalidRequest("this auth method does not support token renewal")
 		}
 		return b.AuthRenew(ctx, req)
+	}
+	if req.Secret != nil {
+		switch {
+		case req.Operation == logical.RenewOperation && b.SecretRenew != nil:
+			return b.SecretRenew(ctx, req)
+		case req.Operation == logical.RenewOperation:
+			return nil, logical.InvalidRequest("this secret engine does not support lease renewal")
+		case req.Operation == logical.RevokeOperation && b.SecretRevoke != nil:
+			return b.SecretRevoke(ctx, req)
+		case req.Operation == logical.RevokeOperation:
+			return nil, nil // nothing to undo outside the kernel
+		}
 	}
 	p, captures, err := b.route(req.Path)
 	if err != nil {

@@ -51,6 +51,12 @@ type Request struct {
 	// created the token.
 	Auth *Auth
 
+	// Secret is set on a RenewOperation or RevokeOperation the kernel's
+	// lease manager sends to a secret engine: the lease's secret as the
+	// engine returned it (InternalData included), with LeaseID and
+	// IssueTime filled in. Path is then the path that created it.
+	Secret *Secret
+
 	// Storage is the mount's private storage view. The host sets it; it is
 	// never serialised.
 	Storage Storage `json:"-"`
@@ -73,13 +79,22 @@ type Response struct {
 // AddWarning appends a warning shown to the client in the envelope.
 func (r *Response) AddWarning(w string) { r.Warnings = append(r.Warnings, w) }
 
-// Secret asks the kernel to put a lease on the response's data.
+// Secret asks the kernel to put a lease on the response's data. The
+// kernel revokes the lease when its TTL (or MaxTTL from issue) runs out or
+// its creator's token is revoked, by sending the engine a RevokeOperation
+// with the Secret; a renewal sends a RenewOperation, which answers the
+// Secret to apply (its TTL) or refuses with an error.
 type Secret struct {
-	TTL          time.Duration
-	MaxTTL       time.Duration
-	Renewable    bool
+	TTL       time.Duration
+	MaxTTL    time.Duration
+	Renewable bool
+	// InternalData is kept with the lease, never shown to clients, and
+	// given back on renewal and revocation (e.g. the database user name).
 	InternalData map[string]any
-	LeaseID      string
+	// LeaseID and IssueTime are set by the kernel on renew and revoke
+	// requests; ignored in responses.
+	LeaseID   string
+	IssueTime time.Time
 }
 
 // Auth is returned by an auth method's login; the kernel mints a token from

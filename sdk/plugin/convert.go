@@ -68,6 +68,9 @@ func RequestToProto(r *logical.Request) (*pb.Request, error) {
 	if out.Auth, err = authToProto(r.Auth); err != nil {
 		return nil, err
 	}
+	if out.Secret, err = secretToProto(r.Secret); err != nil {
+		return nil, err
+	}
 	if len(r.Headers) > 0 {
 		out.Headers = make(map[string]*pb.Header, len(r.Headers))
 		for k, v := range r.Headers {
@@ -91,6 +94,9 @@ func RequestFromProto(r *pb.Request) (*logical.Request, error) {
 	if out.Auth, err = authFromProto(r.Auth); err != nil {
 		return nil, logical.InvalidRequest("request auth data is not valid")
 	}
+	if out.Secret, err = secretFromProto(r.Secret); err != nil {
+		return nil, logical.InvalidRequest("request secret data is not valid")
+	}
 	if len(r.Headers) > 0 {
 		out.Headers = make(map[string][]string, len(r.Headers))
 		for k, v := range r.Headers {
@@ -107,13 +113,8 @@ func ResponseToProto(r *logical.Response) (*pb.Response, error) {
 		return nil, err
 	}
 	out := &pb.Response{DataJson: data, Warnings: r.Warnings, StatusCode: int32(r.StatusCode)}
-	if s := r.Secret; s != nil {
-		internal, err := encodeJSON(s.InternalData)
-		if err != nil {
-			return nil, err
-		}
-		out.Secret = &pb.Secret{TtlSeconds: int64(s.TTL / time.Second), MaxTtlSeconds: int64(s.MaxTTL / time.Second),
-			Renewable: s.Renewable, InternalDataJson: internal, LeaseId: s.LeaseID}
+	if out.Secret, err = secretToProto(r.Secret); err != nil {
+		return nil, err
 	}
 	if out.Auth, err = authToProto(r.Auth); err != nil {
 		return nil, err
@@ -128,13 +129,8 @@ func ResponseFromProto(r *pb.Response) (*logical.Response, error) {
 		return nil, err
 	}
 	out := &logical.Response{Data: data, Warnings: r.Warnings, StatusCode: int(r.StatusCode)}
-	if s := r.Secret; s != nil {
-		internal, err := decodeJSONMap(s.InternalDataJson)
-		if err != nil {
-			return nil, err
-		}
-		out.Secret = &logical.Secret{TTL: fromSeconds(s.TtlSeconds), MaxTTL: fromSeconds(s.MaxTtlSeconds),
-			Renewable: s.Renewable, InternalData: internal, LeaseID: s.LeaseId}
+	if out.Secret, err = secretFromProto(r.Secret); err != nil {
+		return nil, err
 	}
 	if out.Auth, err = authFromProto(r.Auth); err != nil {
 		return nil, err
@@ -156,6 +152,38 @@ func fromSeconds(s int64) time.Duration {
 		return math.MinInt64
 	}
 	return time.Duration(s) * time.Second
+}
+
+func secretToProto(s *logical.Secret) (*pb.Secret, error) {
+	if s == nil {
+		return nil, nil
+	}
+	internal, err := encodeJSON(s.InternalData)
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.Secret{TtlSeconds: seconds(s.TTL), MaxTtlSeconds: seconds(s.MaxTTL),
+		Renewable: s.Renewable, InternalDataJson: internal, LeaseId: s.LeaseID}
+	if !s.IssueTime.IsZero() {
+		out.IssueTimeUnixNano = s.IssueTime.UnixNano()
+	}
+	return out, nil
+}
+
+func secretFromProto(s *pb.Secret) (*logical.Secret, error) {
+	if s == nil {
+		return nil, nil
+	}
+	internal, err := decodeJSONMap(s.InternalDataJson)
+	if err != nil {
+		return nil, err
+	}
+	out := &logical.Secret{TTL: fromSeconds(s.TtlSeconds), MaxTTL: fromSeconds(s.MaxTtlSeconds),
+		Renewable: s.Renewable, InternalData: internal, LeaseID: s.LeaseId}
+	if s.IssueTimeUnixNano != 0 {
+		out.IssueTime = time.Unix(0, s.IssueTimeUnixNano).UTC()
+	}
+	return out, nil
 }
 
 func authToProto(a *logical.Auth) (*pb.Auth, error) {

@@ -749,7 +749,9 @@ type Request struct {
 	RemoteAddr      string             `protobuf:"bytes,9,opt,name=remote_addr,json=remoteAddr,proto3" json:"remote_addr,omitempty"`
 	Unauthenticated bool               `protobuf:"varint,10,opt,name=unauthenticated,proto3" json:"unauthenticated,omitempty"`
 	// Set on a renew sent to an auth method: the token's auth data.
-	Auth          *Auth `protobuf:"bytes,11,opt,name=auth,proto3" json:"auth,omitempty"`
+	Auth *Auth `protobuf:"bytes,11,opt,name=auth,proto3" json:"auth,omitempty"`
+	// Set on a renew or revoke sent by the lease manager: the lease's secret.
+	Secret        *Secret `protobuf:"bytes,12,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -861,6 +863,13 @@ func (x *Request) GetAuth() *Auth {
 	return nil
 }
 
+func (x *Request) GetSecret() *Secret {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
 type Secret struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	TtlSeconds       int64                  `protobuf:"varint,1,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
@@ -868,8 +877,10 @@ type Secret struct {
 	Renewable        bool                   `protobuf:"varint,3,opt,name=renewable,proto3" json:"renewable,omitempty"`
 	InternalDataJson []byte                 `protobuf:"bytes,4,opt,name=internal_data_json,json=internalDataJson,proto3" json:"internal_data_json,omitempty"`
 	LeaseId          string                 `protobuf:"bytes,5,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Unix time in nanoseconds; 0 when unset.
+	IssueTimeUnixNano int64 `protobuf:"varint,6,opt,name=issue_time_unix_nano,json=issueTimeUnixNano,proto3" json:"issue_time_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Secret) Reset() {
@@ -935,6 +946,13 @@ func (x *Secret) GetLeaseId() string {
 		return x.LeaseId
 	}
 	return ""
+}
+
+func (x *Secret) GetIssueTimeUnixNano() int64 {
+	if x != nil {
+		return x.IssueTimeUnixNano
+	}
+	return 0
 }
 
 type Auth struct {
@@ -2035,7 +2053,7 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fdefault_json\x18\x05 \x01(\fR\vdefaultJson\x12.\n" +
 	"\x13allowed_values_json\x18\x06 \x01(\fR\x11allowedValuesJson\" \n" +
 	"\x06Header\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\tR\x06values\"\xd8\x03\n" +
+	"\x06values\x18\x01 \x03(\tR\x06values\"\x88\x04\n" +
 	"\aRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\toperation\x18\x02 \x01(\tR\toperation\x12\x12\n" +
@@ -2051,17 +2069,19 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"remoteAddr\x12(\n" +
 	"\x0funauthenticated\x18\n" +
 	" \x01(\bR\x0funauthenticated\x12(\n" +
-	"\x04auth\x18\v \x01(\v2\x14.ward.plugin.v1.AuthR\x04auth\x1aR\n" +
+	"\x04auth\x18\v \x01(\v2\x14.ward.plugin.v1.AuthR\x04auth\x12.\n" +
+	"\x06secret\x18\f \x01(\v2\x16.ward.plugin.v1.SecretR\x06secret\x1aR\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
-	"\x05value\x18\x02 \x01(\v2\x16.ward.plugin.v1.HeaderR\x05value:\x028\x01\"\xb8\x01\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.ward.plugin.v1.HeaderR\x05value:\x028\x01\"\xe9\x01\n" +
 	"\x06Secret\x12\x1f\n" +
 	"\vttl_seconds\x18\x01 \x01(\x03R\n" +
 	"ttlSeconds\x12&\n" +
 	"\x0fmax_ttl_seconds\x18\x02 \x01(\x03R\rmaxTtlSeconds\x12\x1c\n" +
 	"\trenewable\x18\x03 \x01(\bR\trenewable\x12,\n" +
 	"\x12internal_data_json\x18\x04 \x01(\fR\x10internalDataJson\x12\x19\n" +
-	"\blease_id\x18\x05 \x01(\tR\aleaseId\"\xfd\x04\n" +
+	"\blease_id\x18\x05 \x01(\tR\aleaseId\x12/\n" +
+	"\x14issue_time_unix_nano\x18\x06 \x01(\x03R\x11issueTimeUnixNano\"\xfd\x04\n" +
 	"\x04Auth\x12!\n" +
 	"\fdisplay_name\x18\x01 \x01(\tR\vdisplayName\x12\x1a\n" +
 	"\bpolicies\x18\x02 \x03(\tR\bpolicies\x12>\n" +
@@ -2218,39 +2238,40 @@ var file_ward_plugin_v1_plugin_proto_depIdxs = []int32{
 	10, // 5: ward.plugin.v1.PathSchema.fields:type_name -> ward.plugin.v1.FieldInfo
 	29, // 6: ward.plugin.v1.Request.headers:type_name -> ward.plugin.v1.Request.HeadersEntry
 	14, // 7: ward.plugin.v1.Request.auth:type_name -> ward.plugin.v1.Auth
-	30, // 8: ward.plugin.v1.Auth.metadata:type_name -> ward.plugin.v1.Auth.MetadataEntry
-	15, // 9: ward.plugin.v1.Auth.alias:type_name -> ward.plugin.v1.Alias
-	31, // 10: ward.plugin.v1.Alias.metadata:type_name -> ward.plugin.v1.Alias.MetadataEntry
-	13, // 11: ward.plugin.v1.Response.secret:type_name -> ward.plugin.v1.Secret
-	14, // 12: ward.plugin.v1.Response.auth:type_name -> ward.plugin.v1.Auth
-	12, // 13: ward.plugin.v1.HandleRequestArgs.request:type_name -> ward.plugin.v1.Request
-	16, // 14: ward.plugin.v1.HandleRequestReply.response:type_name -> ward.plugin.v1.Response
-	17, // 15: ward.plugin.v1.HandleRequestReply.error:type_name -> ward.plugin.v1.Error
-	23, // 16: ward.plugin.v1.Frame.hello:type_name -> ward.plugin.v1.Hello
-	18, // 17: ward.plugin.v1.Frame.request:type_name -> ward.plugin.v1.HandleRequestArgs
-	19, // 18: ward.plugin.v1.Frame.reply:type_name -> ward.plugin.v1.HandleRequestReply
-	24, // 19: ward.plugin.v1.Frame.cancel:type_name -> ward.plugin.v1.Cancel
-	25, // 20: ward.plugin.v1.Frame.storage_call:type_name -> ward.plugin.v1.StorageCall
-	27, // 21: ward.plugin.v1.Frame.storage_result:type_name -> ward.plugin.v1.StorageResult
-	0,  // 22: ward.plugin.v1.StorageCall.op:type_name -> ward.plugin.v1.StorageCall.Op
-	26, // 23: ward.plugin.v1.StorageCall.ops:type_name -> ward.plugin.v1.StorageOp
-	17, // 24: ward.plugin.v1.StorageResult.error:type_name -> ward.plugin.v1.Error
-	11, // 25: ward.plugin.v1.Request.HeadersEntry.value:type_name -> ward.plugin.v1.Header
-	2,  // 26: ward.plugin.v1.Backend.Info:input_type -> ward.plugin.v1.InfoRequest
-	1,  // 27: ward.plugin.v1.Backend.OpenChannel:input_type -> ward.plugin.v1.Empty
-	5,  // 28: ward.plugin.v1.Backend.Setup:input_type -> ward.plugin.v1.SetupRequest
-	20, // 29: ward.plugin.v1.Backend.InvalidateKey:input_type -> ward.plugin.v1.InvalidateKeyArgs
-	4,  // 30: ward.plugin.v1.Backend.Cleanup:input_type -> ward.plugin.v1.MountRef
-	3,  // 31: ward.plugin.v1.Backend.Info:output_type -> ward.plugin.v1.InfoReply
-	21, // 32: ward.plugin.v1.Backend.OpenChannel:output_type -> ward.plugin.v1.ChannelInfo
-	6,  // 33: ward.plugin.v1.Backend.Setup:output_type -> ward.plugin.v1.SetupReply
-	1,  // 34: ward.plugin.v1.Backend.InvalidateKey:output_type -> ward.plugin.v1.Empty
-	1,  // 35: ward.plugin.v1.Backend.Cleanup:output_type -> ward.plugin.v1.Empty
-	31, // [31:36] is the sub-list for method output_type
-	26, // [26:31] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	13, // 8: ward.plugin.v1.Request.secret:type_name -> ward.plugin.v1.Secret
+	30, // 9: ward.plugin.v1.Auth.metadata:type_name -> ward.plugin.v1.Auth.MetadataEntry
+	15, // 10: ward.plugin.v1.Auth.alias:type_name -> ward.plugin.v1.Alias
+	31, // 11: ward.plugin.v1.Alias.metadata:type_name -> ward.plugin.v1.Alias.MetadataEntry
+	13, // 12: ward.plugin.v1.Response.secret:type_name -> ward.plugin.v1.Secret
+	14, // 13: ward.plugin.v1.Response.auth:type_name -> ward.plugin.v1.Auth
+	12, // 14: ward.plugin.v1.HandleRequestArgs.request:type_name -> ward.plugin.v1.Request
+	16, // 15: ward.plugin.v1.HandleRequestReply.response:type_name -> ward.plugin.v1.Response
+	17, // 16: ward.plugin.v1.HandleRequestReply.error:type_name -> ward.plugin.v1.Error
+	23, // 17: ward.plugin.v1.Frame.hello:type_name -> ward.plugin.v1.Hello
+	18, // 18: ward.plugin.v1.Frame.request:type_name -> ward.plugin.v1.HandleRequestArgs
+	19, // 19: ward.plugin.v1.Frame.reply:type_name -> ward.plugin.v1.HandleRequestReply
+	24, // 20: ward.plugin.v1.Frame.cancel:type_name -> ward.plugin.v1.Cancel
+	25, // 21: ward.plugin.v1.Frame.storage_call:type_name -> ward.plugin.v1.StorageCall
+	27, // 22: ward.plugin.v1.Frame.storage_result:type_name -> ward.plugin.v1.StorageResult
+	0,  // 23: ward.plugin.v1.StorageCall.op:type_name -> ward.plugin.v1.StorageCall.Op
+	26, // 24: ward.plugin.v1.StorageCall.ops:type_name -> ward.plugin.v1.StorageOp
+	17, // 25: ward.plugin.v1.StorageResult.error:type_name -> ward.plugin.v1.Error
+	11, // 26: ward.plugin.v1.Request.HeadersEntry.value:type_name -> ward.plugin.v1.Header
+	2,  // 27: ward.plugin.v1.Backend.Info:input_type -> ward.plugin.v1.InfoRequest
+	1,  // 28: ward.plugin.v1.Backend.OpenChannel:input_type -> ward.plugin.v1.Empty
+	5,  // 29: ward.plugin.v1.Backend.Setup:input_type -> ward.plugin.v1.SetupRequest
+	20, // 30: ward.plugin.v1.Backend.InvalidateKey:input_type -> ward.plugin.v1.InvalidateKeyArgs
+	4,  // 31: ward.plugin.v1.Backend.Cleanup:input_type -> ward.plugin.v1.MountRef
+	3,  // 32: ward.plugin.v1.Backend.Info:output_type -> ward.plugin.v1.InfoReply
+	21, // 33: ward.plugin.v1.Backend.OpenChannel:output_type -> ward.plugin.v1.ChannelInfo
+	6,  // 34: ward.plugin.v1.Backend.Setup:output_type -> ward.plugin.v1.SetupReply
+	1,  // 35: ward.plugin.v1.Backend.InvalidateKey:output_type -> ward.plugin.v1.Empty
+	1,  // 36: ward.plugin.v1.Backend.Cleanup:output_type -> ward.plugin.v1.Empty
+	32, // [32:37] is the sub-list for method output_type
+	27, // [27:32] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_ward_plugin_v1_plugin_proto_init() }
