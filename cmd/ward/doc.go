@@ -10,7 +10,9 @@
 // What the CLI must never do:
 //   - print a token, unseal key or secret value anywhere but stdout, and there
 //     only as the output the user asked for (errors never echo values);
-//   - import the kernel: it is a client of the HTTP API like any other;
+//   - import the kernel for anything but `ward server` and the offline audit
+//     log verifier (kernel/audit): every other command is a client of the
+//     HTTP API like any other;
 //   - write to os.Stdout/os.Stderr directly: it writes to the package-level
 //     stdout/stderr writers (and reads stdin) so tests can capture them.
 //

@@ -101,6 +101,13 @@ func commands() map[string]cli.CommandFactory {
 		"token renew":  &tokenRenewCommand{},
 		"token revoke": &tokenRevokeCommand{},
 
+		"audit":         auditGroup,
+		"audit list":    &auditListCommand{},
+		"audit enable":  &auditEnableCommand{},
+		"audit disable": &auditDisableCommand{},
+		"audit hash":    &auditHashCommand{},
+		"audit verify":  &auditVerifyCommand{},
+
 		"plugin":            pluginGroup,
 		"plugin register":   &pluginRegisterCommand{},
 		"plugin deregister": &pluginDeregisterCommand{},

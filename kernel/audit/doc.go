@@ -105,7 +105,7 @@
 // chained but not yet signed, and nothing in the file can tell whether
 // more followed. A log cut exactly after a checkpoint is likewise a valid
 // prefix on its own; pass the device's latest checkpoint (LastCheckpoint,
-// to be served at sys/audit/<path>/checkpoint) as VerifyOptions.Anchor to
+// served as last_checkpoint by sys/audit/<path>/verify-key) as VerifyOptions.Anchor to
 // detect that. A log may start mid-chain (a rotated file):
 // VerifyResult.FirstSeq and FirstPrev then link it to the previous file.
 //

@@ -186,7 +186,7 @@ func (d *FileDevice) Log(_ context.Context, ev *Event) error {
 }
 
 // Checkpoint writes a checkpoint now and returns it: a fresh anchor for
-// VerifyOptions (sys/audit/<path>/checkpoint).
+// VerifyOptions (last_checkpoint in sys/audit/<path>/verify-key).
 func (d *FileDevice) Checkpoint() (Checkpoint, error) {
 	err := d.commit(func(b *batch) {
 		b.buf = d.chain.appendCheckpoint(b.buf, reasonManual)

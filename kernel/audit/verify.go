@@ -19,7 +19,7 @@ type VerifyOptions struct {
 	// PublicKey verifies the checkpoints' signatures. Required.
 	PublicKey ed25519.PublicKey
 	// Anchor, when set, is a checkpoint the device is known to have
-	// written (its LastCheckpoint, read from sys/audit/<path>/checkpoint or
+	// written (its LastCheckpoint, read from sys/audit/<path>/verify-key or
 	// the chain state); the log must contain it. This is what detects a
 	// log cut right after an earlier checkpoint, which nothing in the
 	// remaining lines can reveal.
