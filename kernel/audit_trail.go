@@ -101,6 +101,9 @@ func (c *Core) auditResponse(ctx context.Context, t *auditTrail, r *Request, out
 		ar.StatusCode = StatusCode(r.Operation, nil, nil)
 	default:
 		ar.StatusCode = StatusCode(r.Operation, out.Response, nil)
+		if out.TokenAuth != nil && out.StatusCode == 0 {
+			ar.StatusCode = 200 // a minted or renewed token is a body
+		}
 		ar.Data, ar.Warnings = out.Data, out.Warnings
 		if out.Secret != nil {
 			ar.LeaseID = out.Secret.LeaseID

@@ -143,6 +143,14 @@ func (c *Core) handle(ctx context.Context, r *Request, tr *auditTrail) (out *Res
 		if route == nil {
 			return nil, errNoRoute(r.Path)
 		}
+	}
+
+	// The request is recorded before it runs; if no audit device records
+	// it, it does not run (fail closed) and a use-limited token keeps its use.
+	if err := tr.logRequest(ctx); err != nil {
+		return nil, err
+	}
+	if te != nil {
 		if te.NumUses > 0 {
 			te, err = u.tokens.UseToken(ctx, te)
 			if err != nil {
@@ -162,11 +170,6 @@ func (c *Core) handle(ctx context.Context, r *Request, tr *auditTrail) (out *Res
 	req.MountAccessor = route.Accessor
 	req.Unauthenticated = unauth
 	req.Auth, req.Secret = nil, nil // only the kernel's renewals and revocations send them
-	// The request is recorded before it runs; if no audit device records
-	// it, it does not run (fail closed).
-	if err := tr.logRequest(ctx); err != nil {
-		return nil, err
-	}
 	resp, err := route.Handler.HandleRequest(ctx, &req)
 	if err != nil || resp == nil {
 		return nil, err

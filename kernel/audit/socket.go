@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -393,6 +395,14 @@ func (d *SocketDevice) send(lines [][]byte) error {
 	if d.cfg.datagram() {
 		for _, l := range lines {
 			if _, err := d.conn.Write(l); err != nil {
+				if errors.Is(err, syscall.EMSGSIZE) {
+					// Too big for one datagram: retrying can never work
+					// and would wedge the device. Drop it; the seq gap
+					// shows the loss.
+					d.dropped.Add(1)
+					d.cfg.Logger.Warn("audit: line too large for a datagram; dropped", "address", d.cfg.Address, "bytes", len(l))
+					continue
+				}
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -263,5 +264,41 @@ func TestSocketRestartWithChainStore(t *testing.T) {
 	res := mustVerify(t, joinLines(got))
 	if res.Entries != 20 || res.FirstSeq != 1 || res.UnverifiedTail != 0 {
 		t.Fatalf("%+v", res)
+	}
+}
+
+// A line too large for one datagram is dropped (a seq gap), and the lines
+// after it still arrive: the device does not wedge retrying it.
+func TestSocketUDPOversizedLineDropped(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	d := newTestSocket(t, SocketConfig{Network: "udp", Address: pc.LocalAddr().String()})
+	huge := sampleRequest(0)
+	huge.Data = map[string]any{}
+	for i := range 2000 { // values are HMAC'd, so size comes from many of them
+		huge.Data[fmt.Sprintf("key-%04d", i)] = "v"
+	}
+	if err := d.Log(context.Background(), &Event{Request: huge}); err != nil {
+		t.Fatal(err)
+	}
+	logN(t, d, 1, 2)
+	buf := make([]byte, 64<<10)
+	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := 0
+	for got < 2 {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v (the device wedged on the oversized line?)", got, err)
+		}
+		if strings.Contains(string(buf[:n]), `"type":"request"`) || strings.Contains(string(buf[:n]), `"type":"response"`) {
+			got++
+		}
+	}
+	d.Close()
+	if d.Stats().Dropped == 0 {
+		t.Fatal("the oversized line was not counted as dropped")
 	}
 }

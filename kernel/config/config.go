@@ -291,7 +291,14 @@ func parseAudit(item *ast.ObjectItem) (*Audit, error) {
 			switch v := v.(type) {
 			case string:
 				a.Options[k] = v
-			case bool, int, int64, float64:
+			case int:
+				if k == "mode" {
+					// HCL reads an unquoted 0640 as octal; keep it octal.
+					a.Options[k] = fmt.Sprintf("%04o", v)
+				} else {
+					a.Options[k] = fmt.Sprint(v)
+				}
+			case bool, int64, float64:
 				a.Options[k] = fmt.Sprint(v)
 			default:
 				return nil, fmt.Errorf("option %q must be a string, number or boolean", k)
