@@ -99,7 +99,7 @@ audit "file" "main" {
   options {
     file_path = "/var/log/ward/audit.log"
     log_raw   = false
-    mode      = "0600"
+    mode      = 0640
   }
 }
 audit "socket" "siem" {
@@ -117,7 +117,7 @@ audit "socket" "siem" {
 	}
 	a := c.Audits[0]
 	if a.Type != "file" || a.Path != "main" || a.Description != "local log" ||
-		a.Options["file_path"] != "/var/log/ward/audit.log" || a.Options["log_raw"] != "false" || a.Options["mode"] != "0600" {
+		a.Options["file_path"] != "/var/log/ward/audit.log" || a.Options["log_raw"] != "false" || a.Options["mode"] != "0640" {
 		t.Fatalf("file stanza %+v", a)
 	}
 	if s := c.Audits[1]; s.Type != "socket" || s.Options["address"] != "127.0.0.1:9090" {
