@@ -11,6 +11,7 @@ import (
 	"github.com/wardproject/ward/plugins/auth/approle"
 	"github.com/wardproject/ward/plugins/auth/jwt"
 	"github.com/wardproject/ward/plugins/auth/userpass"
+	"github.com/wardproject/ward/plugins/secrets/database"
 	"github.com/wardproject/ward/plugins/secrets/kv"
 	"github.com/wardproject/ward/sdk/logical"
 	sdkplugin "github.com/wardproject/ward/sdk/plugin"
@@ -20,6 +21,7 @@ import (
 // server runs each out of process by re-executing itself:
 // `ward plugin exec NAME`.
 var builtins = map[string]sdkplugin.ServeOpts{
+	"database": {Name: "database", Type: logical.TypeSecret, Version: version, Factory: database.Factory, Capabilities: []string{"leasing"}},
 	"kv":       {Name: "kv", Type: logical.TypeSecret, Version: version, Factory: kv.Factory, Capabilities: []string{"kv"}},
 	"approle":  {Name: "approle", Type: logical.TypeAuth, Version: version, Factory: approle.Factory, Capabilities: []string{"auth-login"}},
 	"jwt":      {Name: "jwt", Type: logical.TypeAuth, Version: version, Factory: jwt.Factory, Capabilities: []string{"auth-login"}},
