@@ -16,6 +16,7 @@ import (
 
 	"github.com/wardproject/ward/kernel/barrier"
 	"github.com/wardproject/ward/kernel/config"
+	"github.com/wardproject/ward/kernel/lease"
 	"github.com/wardproject/ward/kernel/metrics"
 	"github.com/wardproject/ward/kernel/mount"
 	"github.com/wardproject/ward/kernel/plugin"
@@ -35,6 +36,11 @@ var (
 	// ErrAlreadyInitialized: sys/init ran before (HTTP 400).
 	ErrAlreadyInitialized = errors.New("Vault is already initialized")
 )
+
+// sealWrapPrefixes are the kernel entries the barrier seal-wraps when the
+// seal has an HSM: the token store's HMAC salt and the audit devices' HMAC
+// and signing keys (the keyring is always wrapped then).
+var sealWrapPrefixes = []string{"sys/token/salt", auditKeyPrefix}
 
 // Config configures a Core. Zero values take the defaults in withDefaults.
 type Config struct {
@@ -62,6 +68,17 @@ type Config struct {
 	// MaxRequestDuration bounds every request, plugin call included.
 	MaxRequestDuration time.Duration
 	Now                func() time.Time
+	// Seal is the configured auto-unseal seal (a `seal "pkcs11"` stanza);
+	// nil means the Shamir seal. The caller owns it and closes it after
+	// Shutdown.
+	Seal seal.Access
+	// MigrateFrom is the seal storage is being migrated away from (a seal
+	// stanza with disabled = true), to Seal or, when Seal is nil, to
+	// Shamir. Storage sealed with Shamir migrates to Seal without it.
+	MigrateFrom seal.Access
+	// KeyRotationCheckInterval is how often automatic key rotation checks
+	// its limits (sys/rotate/config). Default 10s.
+	KeyRotationCheckInterval time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -86,6 +103,9 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.KeyRotationCheckInterval == 0 {
+		c.KeyRotationCheckInterval = 10 * time.Second
+	}
 	return c
 }
 
@@ -104,7 +124,10 @@ type Core struct {
 	cfg     Config
 	logger  *slog.Logger
 	barrier *barrier.Barrier
-	seal    *seal.Shamir
+	// seal is the configured seal; migrateFrom the seal storage may still
+	// be sealed with (see migrationSource).
+	seal        *seal.Seal
+	migrateFrom *seal.Seal
 
 	// initMu serialises init, unseal and seal transitions.
 	initMu sync.Mutex
@@ -120,6 +143,7 @@ type unsealedState struct {
 	tokens    *token.Store
 	policies  *policyStore
 	audit     *auditDevices
+	leases    *lease.Manager
 	secrets   *mountKind // sys/mounts
 	auths     *mountKind // sys/auth, routed under auth/
 	router    *router.Router
@@ -132,8 +156,11 @@ type unsealedState struct {
 	// Seal takes it so none is half-done when the state goes away.
 	opMu    sync.Mutex
 	closed  bool // set by Seal under opMu: operations must not commit
+	keys    *keyManager
 	system  logical.Backend
 	cluster clusterInfo
+	// stopCtx is done when the state is being torn down (stop cancels it).
+	stopCtx context.Context
 	stop    context.CancelFunc
 	bg      sync.WaitGroup
 }
@@ -149,9 +176,78 @@ func New(cfg Config) (*Core, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Seal != nil && cfg.MigrateFrom != nil && cfg.Seal.Type() == cfg.MigrateFrom.Type() && cfg.Seal.KeyID() == cfg.MigrateFrom.KeyID() {
+		return nil, errors.New("kernel: the enabled and the disabled seal use the same key; nothing to migrate")
+	}
 	b := barrier.New(cfg.Storage)
-	c := &Core{cfg: cfg, logger: cfg.Logger, barrier: b, seal: seal.NewShamir(cfg.Storage, b)}
+	b.SetClock(cfg.Now)
+	c := &Core{cfg: cfg, logger: cfg.Logger, barrier: b, seal: newSeal(cfg.Storage, b, cfg.Seal)}
+	switch {
+	case cfg.MigrateFrom != nil:
+		c.migrateFrom = newSeal(cfg.Storage, b, cfg.MigrateFrom)
+	case cfg.Seal != nil:
+		c.migrateFrom = seal.NewShamir(cfg.Storage, b)
+	}
 	return c, nil
+}
+
+func newSeal(phys storage.Backend, b *barrier.Barrier, a seal.Access) *seal.Seal {
+	if a == nil {
+		return seal.NewShamir(phys, b)
+	}
+	return seal.NewAuto(phys, b, a)
+}
+
+// errMigrationPending: unsealing without migrate while storage must move
+// to the configured seal.
+func errMigrationPending(from, to *seal.Seal) error {
+	return logical.InvalidRequest("a seal migration from %s to %s is pending: unseal with the %s keys and migrate=true (ward operator unseal -migrate)",
+		from.Describe(), to.Describe(), keyKind(from))
+}
+
+func keyKind(s *seal.Seal) string {
+	if s.RecoveryKeys() {
+		return "recovery"
+	}
+	return "unseal"
+}
+
+// migrationSource returns the seal storage is sealed with when it is not
+// the configured one and the configuration says to migrate from it; nil
+// when no migration is pending (or storage is not initialised). Storage
+// sealed by a seal the configuration does not mention is an error naming
+// both.
+func (c *Core) migrationSource(ctx context.Context) (*seal.Seal, error) {
+	if c.migrateFrom == nil {
+		return nil, c.seal.CheckStorage(ctx)
+	}
+	stored, err := seal.StoredSeal(ctx, c.cfg.Storage, firstNonNil(c.cfg.Seal, c.cfg.MigrateFrom))
+	if err != nil || stored == "" {
+		return nil, err
+	}
+	switch stored {
+	case c.seal.Describe():
+		return nil, nil // migrated already; the disabled stanza can go
+	case c.migrateFrom.Describe():
+		return c.migrateFrom, nil
+	}
+	return nil, fmt.Errorf("%w: storage is sealed by %s; the configuration has %s and (disabled) %s",
+		seal.ErrWrongSeal, stored, c.seal.Describe(), c.migrateFrom.Describe())
+}
+
+func firstNonNil(as ...seal.Access) seal.Access {
+	for _, a := range as {
+		if a != nil {
+			return a
+		}
+	}
+	return nil
+}
+
+// useSealWrap gives the barrier the wrapper of the seal storage is sealed
+// with, before unsealing.
+func (c *Core) useSealWrap(s *seal.Seal) {
+	c.barrier.SetSealWrap(seal.Wrapper(s.Access()), sealWrapPrefixes...)
 }
 
 // Version returns the version the server reports.
@@ -176,18 +272,26 @@ func (c *Core) Sealed() bool {
 type InitParams struct {
 	SecretShares    int
 	SecretThreshold int
+	// RecoveryShares and RecoveryThreshold configure the recovery keys of
+	// an auto-unseal seal (SecretShares and SecretThreshold are then
+	// ignored, as in Vault).
+	RecoveryShares    int
+	RecoveryThreshold int
 	// RootTokenID sets the root token's ID (dev servers only).
 	RootTokenID string
 }
 
-// InitResult holds the unseal key shares and the root token: shown once.
+// InitResult holds the unseal key shares (Shamir) or the recovery key
+// shares (auto seal) and the root token: shown once.
 type InitResult struct {
-	Keys      [][]byte
-	RootToken string
+	Keys         [][]byte
+	RecoveryKeys [][]byte
+	RootToken    string
 }
 
-// Initialize creates the keys, the root token and the initial tables, then
-// leaves the server sealed, as Vault does.
+// Initialize creates the keys, the root token and the initial tables. With
+// the Shamir seal it leaves the server sealed, as Vault does; with an
+// auto-unseal seal the server unseals itself right away, as Vault does.
 func (c *Core) Initialize(ctx context.Context, p InitParams) (*InitResult, error) {
 	c.initMu.Lock()
 	defer c.initMu.Unlock()
@@ -196,24 +300,46 @@ func (c *Core) Initialize(ctx context.Context, p InitParams) (*InitResult, error
 	} else if ok {
 		return nil, ErrAlreadyInitialized
 	}
-	cfg := seal.Config{Type: "shamir", SecretShares: p.SecretShares, SecretThreshold: p.SecretThreshold}
+	if c.cfg.MigrateFrom != nil {
+		return nil, logical.InvalidRequest("the configuration has a disabled seal to migrate from; remove it to initialize a new server")
+	}
+	auto := c.seal.RecoveryKeys()
+	cfg := seal.Config{Type: c.seal.Type(), SecretShares: p.SecretShares, SecretThreshold: p.SecretThreshold}
+	if auto {
+		if p.RecoveryShares == 0 {
+			return nil, logical.InvalidRequest("recovery_shares must be at least one with the %s seal", c.seal.Type())
+		}
+		cfg.SecretShares, cfg.SecretThreshold = 1, 1
+		cfg.RecoveryShares, cfg.RecoveryThreshold = p.RecoveryShares, p.RecoveryThreshold
+	} else if p.RecoveryShares != 0 || p.RecoveryThreshold != 0 {
+		return nil, logical.InvalidRequest("recovery keys need an auto-unseal seal; this server uses the Shamir seal")
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, &logical.Error{Code: logical.CodeInvalidRequest, Message: err.Error()}
 	}
+	c.useSealWrap(c.seal)
 	shares, err := c.seal.Initialize(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	// Init leaves the server sealed, as Vault does, and whatever fails
-	// from here on must not leave the barrier open: a half-initialized
-	// server would otherwise unseal with any share.
+	// Whatever fails from here on must not leave the barrier open: a
+	// half-initialized server would otherwise unseal with any share.
+	done := false
 	defer func() {
-		c.barrier.Seal()
-		c.seal.ResetUnseal()
+		if !done || !auto {
+			c.barrier.Seal()
+			c.seal.ResetUnseal()
+		}
 	}()
-	for i := 0; i < p.SecretThreshold; i++ {
-		if _, err := c.seal.Unseal(ctx, shares[i]); err != nil {
+	if auto {
+		if err := c.seal.AutoUnseal(ctx); err != nil {
 			return nil, fmt.Errorf("unseal after init: %w", err)
+		}
+	} else {
+		for i := 0; i < p.SecretThreshold; i++ {
+			if _, err := c.seal.Unseal(ctx, shares[i]); err != nil {
+				return nil, fmt.Errorf("unseal after init: %w", err)
+			}
 		}
 	}
 	var clusterID [16]byte
@@ -235,11 +361,24 @@ func (c *Core) Initialize(ctx context.Context, p InitParams) (*InitResult, error
 	}
 	root, err := tokens.Create(ctx, &token.Entry{ID: p.RootTokenID, Policies: []string{"root"},
 		DisplayName: "root", Path: "auth/token/root"})
+	tokens.Close()
 	if err != nil {
 		return nil, fmt.Errorf("create root token: %w", err)
 	}
-	c.logger.Info("server initialized", "shares", p.SecretShares, "threshold", p.SecretThreshold)
-	return &InitResult{Keys: shares, RootToken: root.ID}, nil
+	res := &InitResult{RootToken: root.ID}
+	if auto {
+		if err := c.postUnseal(ctx); err != nil {
+			return nil, err
+		}
+		res.RecoveryKeys = shares
+		c.logger.Info("server initialized and unsealed by the seal", "seal", c.seal.Type(),
+			"recovery_shares", cfg.RecoveryShares, "recovery_threshold", cfg.RecoveryThreshold)
+	} else {
+		res.Keys = shares
+		c.logger.Info("server initialized", "shares", p.SecretShares, "threshold", p.SecretThreshold)
+	}
+	done = true
+	return res, nil
 }
 
 func (c *Core) tokenOptions() token.Options {
@@ -251,18 +390,32 @@ type SealStatus struct {
 	Type        string
 	Initialized bool
 	Sealed      bool
-	Threshold   int
-	Shares      int
-	Progress    int
-	Nonce       string
+	// Threshold and Shares are those of the keys operators enter: unseal
+	// keys, or recovery keys with an auto seal (RecoverySeal).
+	Threshold    int
+	Shares       int
+	Progress     int
+	Nonce        string
+	RecoverySeal bool
+	// Migration is set while a seal migration waits for the keys of the
+	// seal storage is sealed with (Type is that seal's).
+	Migration   bool
 	ClusterName string
 	ClusterID   string
 }
 
 // SealStatus reports the seal state.
 func (c *Core) SealStatus(ctx context.Context) (*SealStatus, error) {
-	st := &SealStatus{Type: "shamir", Sealed: c.Sealed()}
-	cfg, err := c.seal.Config(ctx)
+	active := c.seal
+	from, err := c.migrationSource(ctx)
+	if err != nil && !errors.Is(err, seal.ErrWrongSeal) {
+		return nil, err
+	}
+	if from != nil {
+		active = from
+	}
+	st := &SealStatus{Type: active.Type(), Sealed: c.Sealed(), RecoverySeal: active.RecoveryKeys(), Migration: from != nil}
+	cfg, err := active.Config(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -271,8 +424,8 @@ func (c *Core) SealStatus(ctx context.Context) (*SealStatus, error) {
 		return st, nil
 	}
 	st.Initialized = true
-	st.Threshold, st.Shares = cfg.SecretThreshold, cfg.SecretShares
-	pr := c.seal.Progress()
+	st.Threshold, st.Shares = cfg.KeyThreshold(), cfg.KeyShares()
+	pr := active.Progress()
 	st.Progress, st.Nonce = pr.Progress, pr.Nonce
 	c.mu.RLock()
 	if u := c.unsealed; u != nil {
@@ -282,12 +435,28 @@ func (c *Core) SealStatus(ctx context.Context) (*SealStatus, error) {
 	return st, nil
 }
 
-// Unseal submits one key share. When the threshold is reached the barrier
-// opens and the kernel's state is loaded.
+// Unseal submits one key share: an unseal key share, or with an auto seal
+// a recovery key share (after sys/seal). When the threshold is reached the
+// barrier opens and the kernel's state is loaded.
 func (c *Core) Unseal(ctx context.Context, share []byte) (*SealStatus, error) {
+	return c.unseal(ctx, share, false)
+}
+
+// UnsealMigrate submits one key share of the seal storage is sealed with,
+// towards the pending seal migration (`operator unseal -migrate`). When
+// the threshold is reached, storage moves to the configured seal in one
+// atomic step and the server unseals.
+func (c *Core) UnsealMigrate(ctx context.Context, share []byte) (*SealStatus, error) {
+	return c.unseal(ctx, share, true)
+}
+
+func (c *Core) unseal(ctx context.Context, share []byte, migrate bool) (*SealStatus, error) {
 	c.initMu.Lock()
 	defer c.initMu.Unlock()
 	if !c.Sealed() {
+		if migrate {
+			return nil, logical.InvalidRequest("the server is unsealed; seal migration happens while unsealing")
+		}
 		return c.SealStatus(ctx)
 	}
 	if ok, err := c.barrier.Initialized(ctx); err != nil {
@@ -295,14 +464,35 @@ func (c *Core) Unseal(ctx context.Context, share []byte) (*SealStatus, error) {
 	} else if !ok {
 		return nil, ErrNotInitialized
 	}
+	from, err := c.migrationSource(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case from != nil && !migrate:
+		return nil, errMigrationPending(from, c.seal)
+	case from == nil && migrate:
+		return nil, logical.InvalidRequest("no seal migration is pending: the storage already uses the configured %s seal", c.seal.Type())
+	}
 	if !c.barrier.Sealed() {
 		// The core is sealed but the barrier open: only a failed
 		// transition leaves this. Close it rather than trust it.
 		c.barrier.Seal()
 		c.seal.ResetUnseal()
 	}
-	if _, err := c.seal.Unseal(ctx, share); err != nil {
-		return nil, err
+	if from != nil {
+		c.useSealWrap(from)
+		if _, err := seal.Migrate(ctx, from, c.seal, share); err != nil {
+			return nil, err
+		}
+		if !c.barrier.Sealed() {
+			c.logger.Info("seal migrated", "from", from.Describe(), "to", c.seal.Describe())
+		}
+	} else {
+		c.useSealWrap(c.seal)
+		if _, err := c.seal.Unseal(ctx, share); err != nil {
+			return nil, err
+		}
 	}
 	if !c.barrier.Sealed() {
 		if err := c.postUnseal(ctx); err != nil {
@@ -313,11 +503,62 @@ func (c *Core) Unseal(ctx context.Context, share []byte) (*SealStatus, error) {
 	return c.SealStatus(ctx)
 }
 
+// AutoUnseal unseals with the configured auto-unseal seal (the HSM), with
+// no operator action; it is what the server does at start. It changes
+// nothing in storage, and fails with an error naming the cause (wrong PIN,
+// missing key, unreachable HSM, pending migration...).
+func (c *Core) AutoUnseal(ctx context.Context) error {
+	if !c.seal.RecoveryKeys() {
+		return fmt.Errorf("%w: the Shamir seal needs unseal keys", seal.ErrUnsupported)
+	}
+	c.initMu.Lock()
+	defer c.initMu.Unlock()
+	if !c.Sealed() {
+		return nil
+	}
+	if ok, err := c.barrier.Initialized(ctx); err != nil {
+		return err
+	} else if !ok {
+		return ErrNotInitialized
+	}
+	from, err := c.migrationSource(ctx)
+	if err != nil {
+		return err
+	}
+	if from != nil {
+		return errMigrationPending(from, c.seal)
+	}
+	if !c.barrier.Sealed() {
+		c.barrier.Seal()
+	}
+	c.useSealWrap(c.seal)
+	if err := c.seal.AutoUnseal(ctx); err != nil {
+		return err
+	}
+	if err := c.postUnseal(ctx); err != nil {
+		c.barrier.Seal()
+		return err
+	}
+	return nil
+}
+
 // ResetUnseal discards the key shares submitted so far.
 func (c *Core) ResetUnseal(ctx context.Context) (*SealStatus, error) {
 	c.seal.ResetUnseal()
+	if c.migrateFrom != nil {
+		c.migrateFrom.ResetUnseal()
+	}
 	return c.SealStatus(ctx)
 }
+
+// MigrationPending reports whether storage waits for a seal migration.
+func (c *Core) MigrationPending(ctx context.Context) (bool, error) {
+	from, err := c.migrationSource(ctx)
+	return from != nil, err
+}
+
+// SealType is the configured seal's type.
+func (c *Core) SealType() string { return c.seal.Type() }
 
 // postUnseal loads the kernel's state from the opened barrier.
 func (c *Core) postUnseal(ctx context.Context) error {
@@ -333,6 +574,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	}
 	topts := c.tokenOptions()
 	topts.RenewAuth = c.renewAuth(u)
+	topts.Revoked = c.tokenRevoked(u)
 	if u.tokens, err = token.NewStore(ctx, c.barrier.View("sys/token/"), topts); err != nil {
 		return err
 	}
@@ -352,6 +594,9 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	if u.audit, err = c.loadAudit(ctx); err != nil {
 		return err
 	}
+	if u.leases, err = c.newLeaseManager(u); err != nil {
+		return err
+	}
 	u.catalog = plugin.NewCatalog(c.barrier.View("core/plugin-catalog/"), c.cfg.PluginDirectory, c.cfg.BuiltinPlugins)
 	u.runner = plugin.NewRunner(plugin.RunnerConfig{
 		Catalog: u.catalog, Logger: c.logger, LogLevel: c.cfg.PluginLogLevel, LogJSON: c.cfg.PluginLogJSON,
@@ -364,6 +609,9 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	tokenEntry := &mount.Entry{Path: "token/", Type: "token", UUID: "token", Accessor: u.tokenAuthAccessor(),
 		Description: "token based credentials"}
 	u.auths.table.AddBuiltin(tokenEntry)
+	if u.keys, err = c.newKeyManager(ctx, u); err != nil {
+		return err
+	}
 	u.system = c.systemBackend(u)
 	u.router.Add(&router.Route{Prefix: "sys/", Type: "system", Accessor: sysEntry.Accessor, Handler: u.system.(router.Handler)})
 	u.router.Add(&router.Route{Prefix: "auth/token/", Type: "token", Accessor: tokenEntry.Accessor, Handler: u.tokens.Backend()})
@@ -383,11 +631,20 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	}
 
 	bgCtx, cancel := context.WithCancel(context.Background())
-	u.stop = cancel
-	u.bg.Add(1)
+	u.stopCtx, u.stop = bgCtx, cancel
+	u.bg.Add(2)
 	go func() {
 		defer u.bg.Done()
 		u.tokens.Run(bgCtx)
+	}()
+	u.bg.Add(1)
+	go func() {
+		defer u.bg.Done()
+		u.leases.Run(bgCtx)
+	}()
+	go func() {
+		defer u.bg.Done()
+		u.keys.runRotation(bgCtx)
 	}()
 
 	c.mu.Lock()
@@ -431,6 +688,9 @@ func (c *Core) Seal(ctx context.Context) error {
 	}
 	c.barrier.Seal()
 	c.seal.ResetUnseal()
+	if c.migrateFrom != nil {
+		c.migrateFrom.ResetUnseal()
+	}
 	c.cfg.Metrics.SetSealed(true)
 	c.logger.Info("server sealed")
 	return nil

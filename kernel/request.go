@@ -177,6 +177,11 @@ func (c *Core) handle(ctx context.Context, r *Request, tr *auditTrail) (out *Res
 	if resp.Auth != nil {
 		return c.login(ctx, u, r, route, resp)
 	}
+	if resp.Secret != nil {
+		if err := c.registerLease(ctx, u, route, rel, te, resp); err != nil {
+			return nil, err
+		}
+	}
 	return &Response{Response: resp}, nil
 }
 

@@ -26,7 +26,10 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 	b := &framework.Backend{
 		Help: "The system backend: mounts, plugins, policies and seal control.",
 		PathsSpecial: &logical.Paths{
-			Root: []string{"auth/*", "plugins/catalog/*", "plugins/reload/*", "seal", "audit", "audit/*", "audit-hash/*"}, // as in Vault
+			Root: []string{"auth/*", "plugins/catalog/*", "plugins/reload/*", "seal", "audit", "audit/*", "audit-hash/*", "leases/revoke-prefix/*", "leases/revoke-force/*", "revoke-prefix/*", "revoke-force/*", // as in Vault
+				"rotate", "rotate/*", "rekey/*", "rekey-recovery-key/*"},
+			// Root generation is authorized by the key shares, as in Vault.
+			Unauthenticated: []string{"generate-root/*", "generate-root-token/*"},
 		},
 		Paths: []*framework.Path{
 			{
@@ -90,6 +93,8 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 	}
 	b.Paths = append(b.Paths, s.policyPaths()...)
 	b.Paths = append(b.Paths, s.auditPaths()...)
+	b.Paths = append(b.Paths, s.leasePaths()...)
+	b.Paths = append(b.Paths, s.keyPaths()...)
 	b.Paths = append(b.Paths, s.mountPaths(s.u.secrets, "mounts")...)
 	b.Paths = append(b.Paths, s.mountPaths(s.u.auths, "auth")...)
 	return b

@@ -18,11 +18,14 @@ var operatorGroup = &groupCommand{
 	synopsis: "Perform operator-specific tasks",
 	help: `Usage: ward operator <subcommand> [options] [args]
 
-  Initializes, unseals and seals a Ward server.
+  Initializes, unseals and seals a Ward server, and manages its keys.
 
       $ ward operator init -key-shares=5 -key-threshold=3
       $ ward operator unseal
       $ ward operator seal
+      $ ward operator rotate
+      $ ward operator rekey -init -key-shares=5 -key-threshold=3
+      $ ward operator generate-root -init
 `,
 }
 
@@ -157,9 +160,11 @@ func firstNonEmpty(s ...string) string {
 
 type operatorInitCommand struct {
 	baseCommand
-	flagKeyShares    int
-	flagKeyThreshold int
-	flagStatus       bool
+	flagKeyShares         int
+	flagKeyThreshold      int
+	flagRecoveryShares    int
+	flagRecoveryThreshold int
+	flagStatus            bool
 }
 
 func (c *operatorInitCommand) Synopsis() string { return "Initialize a server" }
@@ -173,6 +178,12 @@ Usage: ward operator init [options]
   prints the unseal keys and the initial root token. They are shown once;
   store them safely.
 
+  With an auto-unseal seal (seal "pkcs11"), the HSM unseals the server and
+  operators get -recovery-shares recovery keys instead (-recovery-threshold
+  needed), used to generate root tokens, rekey, unseal after "operator
+  seal" and migrate seals. The seal type is read from the server unless a
+  -key-* or -recovery-* flag is given.
+
   With -status, prints whether the server is initialized instead, exiting
   0 if it is and 2 if it is not.
 `, c.flags())
@@ -182,23 +193,28 @@ func (c *operatorInitCommand) flags() *flag.FlagSet {
 	fs := c.flagSet("operator init", withFormat)
 	fs.IntVar(&c.flagKeyShares, "key-shares", 5, "Number of unseal key shares to generate.")
 	fs.IntVar(&c.flagKeyThreshold, "key-threshold", 3, "Number of shares needed to unseal.")
+	fs.IntVar(&c.flagRecoveryShares, "recovery-shares", 5, "Number of recovery key shares (auto-unseal seals).")
+	fs.IntVar(&c.flagRecoveryThreshold, "recovery-threshold", 3, "Number of recovery key shares needed.")
 	fs.BoolVar(&c.flagStatus, "status", false, "Only report whether the server is initialized.")
 	return fs
 }
 
 // initOutput is the JSON shape of Vault's `operator init -format=json`.
 type initOutput struct {
-	UnsealKeysB64   []string `json:"unseal_keys_b64"`
-	UnsealKeysHex   []string `json:"unseal_keys_hex"`
-	UnsealShares    int      `json:"unseal_shares"`
-	UnsealThreshold int      `json:"unseal_threshold"`
-	RecoveryKeysB64 []string `json:"recovery_keys_b64,omitempty"`
-	RecoveryKeysHex []string `json:"recovery_keys_hex,omitempty"`
-	RootToken       string   `json:"root_token"`
+	UnsealKeysB64         []string `json:"unseal_keys_b64"`
+	UnsealKeysHex         []string `json:"unseal_keys_hex"`
+	UnsealShares          int      `json:"unseal_shares"`
+	UnsealThreshold       int      `json:"unseal_threshold"`
+	RecoveryKeysB64       []string `json:"recovery_keys_b64,omitempty"`
+	RecoveryKeysHex       []string `json:"recovery_keys_hex,omitempty"`
+	RecoveryKeysShares    int      `json:"recovery_keys_shares,omitempty"`
+	RecoveryKeysThreshold int      `json:"recovery_keys_threshold,omitempty"`
+	RootToken             string   `json:"root_token"`
 }
 
 func (c *operatorInitCommand) Run(args []string) int {
-	args, ok := c.parse(c.flags(), args)
+	fs := c.flags()
+	args, ok := c.parse(fs, args)
 	if !ok || !checkArgs(args, 0, 0) {
 		return exitLocal
 	}
@@ -207,6 +223,13 @@ func (c *operatorInitCommand) Run(args []string) int {
 			c.flagKeyThreshold, c.flagKeyShares)
 		return exitLocal
 	}
+	if c.flagRecoveryShares < 1 || c.flagRecoveryThreshold < 1 || c.flagRecoveryThreshold > c.flagRecoveryShares {
+		printErr("Invalid recovery shares/threshold: need 1 <= -recovery-threshold (%d) <= -recovery-shares (%d)",
+			c.flagRecoveryThreshold, c.flagRecoveryShares)
+		return exitLocal
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	client, err := c.client()
 	if err != nil {
 		return clientFailed(err)
@@ -226,16 +249,30 @@ func (c *operatorInitCommand) Run(args []string) int {
 		return exitOK
 	}
 
+	// Which keys: recovery keys with an auto-unseal seal. Explicit flags
+	// decide; otherwise the server's seal status (Vault's CLI does the
+	// same); a server that cannot say is taken to be Shamir.
+	recovery := set["recovery-shares"] || set["recovery-threshold"]
+	if !recovery && !set["key-shares"] && !set["key-threshold"] {
+		if st, err := client.Sys().SealStatusWithContext(ctx); err == nil && st.RecoverySeal {
+			recovery = true
+		}
+	}
+	req := &api.InitRequest{SecretShares: c.flagKeyShares, SecretThreshold: c.flagKeyThreshold}
+	if recovery {
+		req = &api.InitRequest{RecoveryShares: c.flagRecoveryShares, RecoveryThreshold: c.flagRecoveryThreshold}
+	}
+
 	// Never retry: if a first attempt initialized the server but its reply
 	// was lost, a retry would fail with "already initialized" and hide the
 	// real cause. Better to report the original error.
 	client.SetMaxRetries(0)
-	resp, err := client.Sys().InitWithContext(ctx, &api.InitRequest{
-		SecretShares:    c.flagKeyShares,
-		SecretThreshold: c.flagKeyThreshold,
-	})
+	resp, err := client.Sys().InitWithContext(ctx, req)
 	if err != nil {
 		return remoteFailed("initializing", err)
+	}
+	if recovery {
+		return c.outputRecovery(resp)
 	}
 
 	keys := resp.Keys
@@ -269,11 +306,40 @@ func (c *operatorInitCommand) Run(args []string) int {
 	return exitOK
 }
 
+// outputRecovery prints the result of an init with recovery keys.
+func (c *operatorInitCommand) outputRecovery(resp *api.InitResponse) int {
+	keys := resp.RecoveryKeys
+	if len(resp.RecoveryKeysB64) == len(resp.RecoveryKeys) {
+		keys = resp.RecoveryKeysB64
+	}
+	if c.jsonOutput() {
+		return printJSON(initOutput{
+			UnsealKeysB64: []string{}, UnsealKeysHex: []string{},
+			RecoveryKeysB64: resp.RecoveryKeysB64, RecoveryKeysHex: resp.RecoveryKeys,
+			RecoveryKeysShares: len(keys), RecoveryKeysThreshold: c.flagRecoveryThreshold,
+			RootToken: resp.RootToken,
+		})
+	}
+	var b strings.Builder
+	for i, k := range keys {
+		fmt.Fprintf(&b, "Recovery Key %d: %s\n", i+1, k)
+	}
+	fmt.Fprintf(&b, "\nInitial Root Token: %s\n\n", resp.RootToken)
+	fmt.Fprintf(&b, "Success! Ward is initialized and unsealed by its seal.\n\n"+
+		"Recovery key initialized with %d key shares and a key threshold of %d. Please\n"+
+		"securely distribute the key shares printed above. They generate root tokens,\n"+
+		"rekey, unseal after \"ward operator seal\" and migrate the seal.\n",
+		len(keys), c.flagRecoveryThreshold)
+	writeOut(b.String())
+	return exitOK
+}
+
 // ---- operator unseal ----
 
 type operatorUnsealCommand struct {
 	baseCommand
-	flagReset bool
+	flagReset   bool
+	flagMigrate bool
 }
 
 func (c *operatorUnsealCommand) Synopsis() string { return "Unseal a server" }
@@ -288,12 +354,18 @@ Usage: ward operator unseal [options] [KEY]
   which ends up in the shell history and process list.
 
   -reset discards the shares submitted so far.
+
+  -migrate submits the share towards a pending seal migration (a seal
+  stanza added, or the current one marked disabled = "true"): the keys of
+  the seal storage is sealed with now, unseal keys when leaving Shamir,
+  recovery keys when leaving an HSM.
 `, c.flags())
 }
 
 func (c *operatorUnsealCommand) flags() *flag.FlagSet {
 	fs := c.flagSet("operator unseal", withFormat)
 	fs.BoolVar(&c.flagReset, "reset", false, "Discard the key shares submitted so far.")
+	fs.BoolVar(&c.flagMigrate, "migrate", false, "Submit the share towards the pending seal migration.")
 	return fs
 }
 
@@ -335,7 +407,11 @@ func (c *operatorUnsealCommand) Run(args []string) int {
 		printErr("No unseal key provided")
 		return exitLocal
 	}
-	status, err = client.Sys().UnsealWithContext(ctx, key)
+	if c.flagMigrate {
+		status, err = client.Sys().UnsealWithOptionsWithContext(ctx, &api.UnsealOpts{Key: key, Migrate: true})
+	} else {
+		status, err = client.Sys().UnsealWithContext(ctx, key)
+	}
 	if err != nil {
 		return remoteFailed("unsealing", err)
 	}

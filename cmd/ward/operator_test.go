@@ -99,9 +99,10 @@ func TestOperatorInit(t *testing.T) {
 	})
 	t.Run("defaults and json", func(t *testing.T) {
 		f := setup(t)
+		f.on("GET", "/v1/sys/seal-status", 200, `{"type":"shamir","initialized":false,"sealed":true}`)
 		f.on("PUT", "/v1/sys/init", 200, initReply)
 		r := ward(t, "", "operator", "init", "-format=json").wantCode(t, 0)
-		body := f.only("PUT", "/v1/sys/init").JSON(t)
+		body := lastRequest(t, f, "PUT", "/v1/sys/init").JSON(t)
 		if body["secret_shares"] != float64(5) || body["secret_threshold"] != float64(3) {
 			t.Errorf("default body = %v", body)
 		}
@@ -112,10 +113,36 @@ func TestOperatorInit(t *testing.T) {
 		f := setup(t)
 		t.Setenv("WARD_MAX_RETRIES", "2")
 		f.on("PUT", "/v1/sys/init", 500, `{"errors":["storage hiccup"]}`)
-		r := ward(t, "", "operator", "init").wantCode(t, exitRemote)
+		r := ward(t, "", "operator", "init", "-key-shares=5").wantCode(t, exitRemote)
 		f.only("PUT", "/v1/sys/init")
 		if r.stderr != "Error initializing: storage hiccup\n" {
 			t.Errorf("stderr = %q", r.stderr)
+		}
+	})
+	t.Run("recovery keys with an auto-unseal seal", func(t *testing.T) {
+		f := setup(t)
+		f.on("GET", "/v1/sys/seal-status", 200, `{"type":"pkcs11","initialized":false,"sealed":true,"recovery_seal":true}`)
+		f.on("PUT", "/v1/sys/init", 200, `{"keys":[],"keys_base64":[],"recovery_keys":["aa01","bb02"],"recovery_keys_base64":["qgE=","uwI="],"root_token":"s.root"}`)
+		r := ward(t, "", "operator", "init", "-recovery-threshold=2").wantCode(t, 0)
+		body := lastRequest(t, f, "PUT", "/v1/sys/init").JSON(t)
+		if body["recovery_shares"] != float64(5) || body["recovery_threshold"] != float64(2) || body["secret_shares"] != float64(0) {
+			t.Errorf("body = %v", body)
+		}
+		for _, want := range []string{"Recovery Key 1: qgE=\n", "Recovery Key 2: uwI=\n", "Initial Root Token: s.root", "key threshold of 2"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("output lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		// Without flags, the server's seal status decides.
+		f = setup(t)
+		f.on("GET", "/v1/sys/seal-status", 200, `{"type":"pkcs11","initialized":false,"sealed":true,"recovery_seal":true}`)
+		f.on("PUT", "/v1/sys/init", 200, `{"recovery_keys":["aa01"],"recovery_keys_base64":["qgE="],"root_token":"s.root"}`)
+		r = ward(t, "", "operator", "init", "-format=json").wantCode(t, 0)
+		if body := lastRequest(t, f, "PUT", "/v1/sys/init").JSON(t); body["recovery_shares"] != float64(5) {
+			t.Errorf("body = %v", body)
+		}
+		if out := mustJSON(t, r.stdout); out["recovery_keys_b64"] == nil || out["root_token"] != "s.root" {
+			t.Errorf("json = %v", out)
 		}
 	})
 	t.Run("bad threshold is a usage error", func(t *testing.T) {
@@ -169,6 +196,12 @@ func TestOperatorUnseal(t *testing.T) {
 			t.Errorf("request sent")
 		}
 	})
+	t.Run("migrate", func(t *testing.T) {
+		f := setup(t)
+		f.on("PUT", "/v1/sys/unseal", 200, sealedStatus)
+		ward(t, "", "operator", "unseal", "-migrate", "qgE=").wantCode(t, 0)
+		jsonEqual(t, f.only("PUT", "/v1/sys/unseal").JSON(t), `{"key":"qgE=","reset":false,"migrate":true}`)
+	})
 	t.Run("reset", func(t *testing.T) {
 		f := setup(t)
 		f.on("PUT", "/v1/sys/unseal", 200, sealedStatus)
@@ -193,4 +226,17 @@ func TestOperatorSeal(t *testing.T) {
 	if r.stdout != "Success! Ward is sealed.\n" {
 		t.Errorf("stdout = %q", r.stdout)
 	}
+}
+
+// lastRequest returns the last request with the method and path.
+func lastRequest(t *testing.T, f *fakeServer, method, path string) request {
+	t.Helper()
+	reqs := f.requests()
+	for i := len(reqs) - 1; i >= 0; i-- {
+		if reqs[i].Method == method && reqs[i].Path == path {
+			return reqs[i]
+		}
+	}
+	t.Fatalf("no %s %s among %+v", method, path, reqs)
+	return request{}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/wardproject/ward/kernel"
 	"github.com/wardproject/ward/kernel/config"
 	"github.com/wardproject/ward/kernel/httpapi"
+	"github.com/wardproject/ward/kernel/seal"
 	pebblestore "github.com/wardproject/ward/kernel/storage/pebble"
 	"github.com/wardproject/ward/sdk/logical"
 )
@@ -192,9 +193,36 @@ type server struct {
 	logger  *slog.Logger
 	store   *pebblestore.Store
 	core    *kernel.Core
+	seals   []seal.Access // the HSM seals, closed after the core
 	servers []*http.Server
 	addrs   []string
 	errc    chan error
+	// stopUnseal stops the auto-unseal retries; unsealDone is closed when
+	// they have stopped.
+	stopUnseal context.CancelFunc
+	unsealDone chan struct{}
+}
+
+// hsmPINEnv are the environment variables a pkcs11 seal stanza without a
+// pin reads it from, in order.
+var hsmPINEnv = []string{"WARD_HSM_PIN", "VAULT_HSM_PIN", "BAO_HSM_PIN"}
+
+// newSealAccess builds the Access of a seal stanza; nil for Shamir.
+func newSealAccess(sc *config.Seal) (seal.Access, error) {
+	if sc == nil || sc.PKCS11 == nil {
+		return nil, nil
+	}
+	p := sc.PKCS11
+	pin := p.PIN
+	for _, env := range hsmPINEnv {
+		if pin != "" {
+			break
+		}
+		pin = os.Getenv(env)
+	}
+	return seal.NewPKCS11(seal.PKCS11Config{Lib: p.Lib, Slot: p.Slot, TokenLabel: p.TokenLabel, PIN: pin,
+		KeyLabel: p.KeyLabel, Mechanism: p.Mechanism, RSAOAEPHash: p.RSAOAEPHash, RSABits: p.RSABits,
+		GenerateKey: p.GenerateKey, MaxSessions: p.MaxSessions})
 }
 
 // newServer opens storage, builds the core and starts the listeners. Logs
@@ -208,8 +236,28 @@ func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	active, err := newSealAccess(cfg.ActiveSeal())
+	if err != nil {
+		return nil, err
+	}
+	old, err := newSealAccess(cfg.SealMigrateFrom())
+	if err != nil {
+		return nil, err
+	}
+	var seals []seal.Access
+	for _, a := range []seal.Access{active, old} {
+		if a != nil {
+			seals = append(seals, a)
+		}
+	}
+	closeSeals := func() {
+		for _, a := range seals {
+			a.Close()
+		}
+	}
 	store, err := pebblestore.Open(cfg.Storage.Path, pebblestore.Options{})
 	if err != nil {
+		closeSeals()
 		return nil, fmt.Errorf("open storage: %w", err)
 	}
 	core, err := kernel.New(kernel.Config{
@@ -218,19 +266,88 @@ func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
 		BuiltinPlugins: builtinEntries, PluginDirectory: cfg.PluginDirectory,
 		PluginLogLevel: cfg.LogLevel, PluginLogJSON: cfg.LogFormat == "json", PluginLogOut: logOut,
 		AuditDevices: cfg.Audits, AllowAPIAuditCreation: cfg.UnsafeAllowAPIAuditCreation,
+		Seal: active, MigrateFrom: old,
 	})
 	if err != nil {
 		store.Close()
+		closeSeals()
 		return nil, err
 	}
-	s := &server{cfg: cfg, logger: logger, store: store, core: core, errc: make(chan error, len(cfg.Listeners))}
+	s := &server{cfg: cfg, logger: logger, store: store, core: core, seals: seals, errc: make(chan error, len(cfg.Listeners))}
 	for _, l := range cfg.Listeners {
 		if err := s.listen(l); err != nil {
 			s.close()
 			return nil, err
 		}
 	}
+	s.startAutoUnseal()
 	return s, nil
+}
+
+// startAutoUnseal unseals with the HSM seal, if there is one, with no
+// operator action. If the HSM fails (wrong PIN, missing key, unreachable),
+// the server stays sealed, says why, and tries again with backoff until
+// it succeeds or the server stops; nothing in storage changes meanwhile.
+// After an explicit sys/seal it does not unseal again (restart, or unseal
+// with the recovery keys).
+func (s *server) startAutoUnseal() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopUnseal, s.unsealDone = cancel, make(chan struct{})
+	if s.core.SealType() == seal.TypeShamir && s.cfg.SealMigrateFrom() == nil {
+		close(s.unsealDone)
+		return
+	}
+	try := func() (done bool) {
+		ok, err := s.core.Initialized(ctx)
+		if err == nil && !ok {
+			s.logger.Info("server is not initialized: run `ward operator init` (recovery keys are returned)", "seal", s.core.SealType())
+			return true
+		}
+		if pending, err := s.core.MigrationPending(ctx); err == nil && pending {
+			st, _ := s.core.SealStatus(ctx)
+			kind := "unseal"
+			if st != nil && st.RecoverySeal {
+				kind = "recovery"
+			}
+			s.logger.Warn("seal migration pending: run `ward operator unseal -migrate` with the " + kind + " keys of the current seal")
+			return true
+		}
+		if s.core.SealType() == seal.TypeShamir {
+			s.logger.Info("server is sealed: run `ward operator unseal`")
+			return true
+		}
+		if err == nil {
+			err = s.core.AutoUnseal(ctx)
+		}
+		if err == nil {
+			s.logger.Info("server unsealed by the seal", "seal", s.core.SealType())
+			return true
+		}
+		if ctx.Err() != nil {
+			return true
+		}
+		s.logger.Error("auto-unseal failed; the server stays sealed", "seal", s.core.SealType(), "error", err)
+		return false
+	}
+	if try() {
+		close(s.unsealDone)
+		return
+	}
+	go func() {
+		defer close(s.unsealDone)
+		delay := 5 * time.Second
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			if !s.core.Sealed() || try() {
+				return
+			}
+			delay = min(2*delay, 5*time.Minute)
+		}
+	}()
 }
 
 func (s *server) listen(l config.Listener) error {
@@ -272,11 +389,18 @@ func (s *server) listen(l config.Listener) error {
 func (s *server) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if s.stopUnseal != nil {
+		s.stopUnseal()
+		<-s.unsealDone
+	}
 	for _, srv := range s.servers {
 		_ = srv.Shutdown(ctx)
 	}
 	_ = s.core.Shutdown(ctx)
 	s.store.Close()
+	for _, a := range s.seals {
+		a.Close()
+	}
 }
 
 // runServer serves until ctx is done.
@@ -292,9 +416,9 @@ func runServer(ctx context.Context, cfg *config.Config, dev bool, devRootToken s
 			return err
 		}
 		printDevBanner(s.addrs[0], res.Keys[0], res.RootToken)
-	} else if ok, err := s.core.Initialized(ctx); err == nil && !ok {
+	} else if ok, err := s.core.Initialized(ctx); err == nil && !ok && s.core.SealType() == seal.TypeShamir {
 		s.logger.Info("server is not initialized: run `ward operator init`")
-	} else {
+	} else if s.core.Sealed() && s.core.SealType() == seal.TypeShamir && s.cfg.SealMigrateFrom() == nil {
 		s.logger.Info("server is sealed: run `ward operator unseal`")
 	}
 	// SIGHUP reopens the audit files, after logrotate renamed them.

@@ -31,9 +31,13 @@ const (
 	KeySize = 32
 
 	formatVersion = 0x1
-	nonceSize     = 12
-	tagSize       = 16
-	headerSize    = 1 + 4 + nonceSize
+	// sealWrappedVersion marks a record whose plaintext is a blob made by
+	// the seal wrapper (an HSM): a data record under a seal-wrapped prefix,
+	// or the keyring when a wrapper is set. See sealwrap.go.
+	sealWrappedVersion = 0x2
+	nonceSize          = 12
+	tagSize            = 16
+	headerSize         = 1 + 4 + nonceSize
 	// rootTerm is the term field of the keyring record, which is encrypted
 	// with the root key rather than a keyring key.
 	rootTerm = 0
@@ -62,9 +66,13 @@ var (
 	// ErrTermsExhausted is returned by Rotate when the term counter would
 	// overflow.
 	ErrTermsExhausted = errors.New("barrier: no key terms left")
-	// ErrReservedKey is returned by Initialize when an extra op touches a
-	// physical key the barrier owns.
+	// ErrReservedKey is returned by Initialize and Reseal when an extra op
+	// touches a physical key the barrier owns.
 	ErrReservedKey = errors.New("barrier: physical key reserved by the barrier")
+	// ErrNoSealWrapper is returned when a record is seal-wrapped but the
+	// barrier has no seal wrapper (the seal that wrapped it is not
+	// configured). It wraps ErrCorrupt for data records.
+	ErrNoSealWrapper = errors.New("barrier: record is seal-wrapped but no seal wrapper is configured")
 )
 
 // termKey is one keyring key.
@@ -88,6 +96,15 @@ type Barrier struct {
 	// held across their storage I/O; mu never is.
 	keyringMu sync.Mutex
 
+	// writeMu is held shared by every data write (Put, Delete, Batch and
+	// their View forms) across its storage I/O, and exclusively by
+	// Reencrypt and Reseal while they read and rewrite records, so that a
+	// rewrite never overwrites a newer value.
+	writeMu sync.RWMutex
+
+	// reencryptMu serialises Reencrypt runs.
+	reencryptMu sync.Mutex
+
 	mu sync.RWMutex // protects the fields below
 	// rootKey is the barrier's own copy of the root key; nil while sealed.
 	rootKey  []byte
@@ -95,6 +112,10 @@ type Barrier struct {
 	terms    map[uint32]*termKey
 	// active is the term new writes use; nil while sealed.
 	active *termKey
+	// wrapper, when set, seal-wraps the keyring and every entry whose
+	// logical key starts with one of wrapPrefixes.
+	wrapper      SealWrapper
+	wrapPrefixes []string
 }
 
 // Format prints only the type name, for every verb: a Barrier holds keys,
@@ -104,6 +125,12 @@ func (b *Barrier) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte("barrie
 // New returns a sealed Barrier over phys.
 func New(phys storage.Backend) *Barrier {
 	return &Barrier{phys: phys, now: time.Now}
+}
+
+// SetClock sets the time source of key install times (KeyStatus), so
+// that they agree with the kernel's injectable clock. Call it before use.
+func (b *Barrier) SetClock(now func() time.Time) {
+	b.now = now
 }
 
 // Initialized reports whether storage holds a keyring.
@@ -146,7 +173,10 @@ func (b *Barrier) Initialize(ctx context.Context, rootKey []byte, extra ...stora
 	if _, err := rand.Read(first.key); err != nil {
 		return fmt.Errorf("barrier: generate key: %w", err)
 	}
-	record := sealKeyring(rootAEAD, first.term, []*termKey{first})
+	record, err := b.wrapKeyring(ctx, b.sealWrapper(), sealKeyring(rootAEAD, first.term, []*termKey{first}))
+	if err != nil {
+		return err
+	}
 	ops := append([]storage.Op{{Kind: storage.OpPut, Key: keyringPath, Value: record}}, extra...)
 	if err := b.phys.Batch(ctx, ops); err != nil {
 		return fmt.Errorf("barrier: write keyring: %w", err)
@@ -183,11 +213,14 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 	if raw == nil {
 		return ErrNotInitialized
 	}
+	if raw, err = b.unwrapKeyring(ctx, raw); err != nil {
+		return err
+	}
 	rootAEAD, err := newAEAD(rootKey)
 	if err != nil {
 		return err
 	}
-	plaintext, err := openRecord(raw, bytesOf(keyringPath), func(term uint32) cipher.AEAD {
+	version, plaintext, err := openRecord(raw, bytesOf(keyringPath), func(term uint32) cipher.AEAD {
 		if term != rootTerm {
 			return nil
 		}
@@ -198,6 +231,10 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 	}
 	if err != nil {
 		return fmt.Errorf("read keyring: %w", err)
+	}
+	if version != formatVersion {
+		clear(plaintext)
+		return fmt.Errorf("%w: keyring record version %d", ErrCorrupt, version)
 	}
 	active, terms, err := decodeKeyring(plaintext)
 	clear(plaintext)
@@ -250,6 +287,10 @@ func (b *Barrier) Rotate(ctx context.Context) (uint32, error) {
 	}
 	record, err := b.nextKeyring(next)
 	if err != nil {
+		clear(next.key)
+		return 0, err
+	}
+	if record, err = b.wrapKeyring(ctx, b.sealWrapper(), record); err != nil {
 		clear(next.key)
 		return 0, err
 	}
@@ -342,14 +383,28 @@ func (b *Barrier) Batch(ctx context.Context, ops []storage.Op) error {
 	if err := storage.CheckOps(ops); err != nil {
 		return fmt.Errorf("barrier: %w", err)
 	}
-	phys, err := b.encryptOps(ops)
-	if err != nil {
+	for {
+		wrapped, wrapper, err := b.sealWrapOps(ctx, ops)
+		if err != nil {
+			return err
+		}
+		b.writeMu.RLock()
+		if wrapped != nil && b.sealWrapper() != wrapper {
+			b.writeMu.RUnlock() // Reseal changed the wrapper: wrap again
+			continue
+		}
+		phys, err := b.encryptOps(ops, wrapped)
+		if err == nil {
+			err = b.phys.Batch(ctx, phys)
+		}
+		b.writeMu.RUnlock()
 		return err
 	}
-	return b.phys.Batch(ctx, phys)
 }
 
-func (b *Barrier) encryptOps(ops []storage.Op) ([]storage.Op, error) {
+// encryptOps encrypts the puts of ops; wrapped, if not nil, holds for each
+// op the seal-wrapped value to store instead (nil for ops not wrapped).
+func (b *Barrier) encryptOps(ops []storage.Op, wrapped [][]byte) ([]storage.Op, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.active == nil {
@@ -358,7 +413,12 @@ func (b *Barrier) encryptOps(ops []storage.Op) ([]storage.Op, error) {
 	phys := make([]storage.Op, len(ops))
 	for i, op := range ops {
 		phys[i] = storage.Op{Kind: op.Kind, Key: dataPrefix + op.Key}
-		if op.Kind == storage.OpPut {
+		if op.Kind != storage.OpPut {
+			continue
+		}
+		if wrapped != nil && wrapped[i] != nil {
+			phys[i].Value = b.sealWrappedLocked(wrapped[i], op.Key)
+		} else {
 			phys[i].Value = b.sealLocked(op.Value, bytesOf(op.Key))
 		}
 	}
@@ -376,37 +436,82 @@ func (b *Barrier) get(ctx context.Context, pkey string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.active == nil {
-		return nil, ErrSealed
-	}
-	if raw == nil {
-		return nil, nil
-	}
-	// raw is ours alone (Backend never shares slices), so decrypt in place.
-	pt, err := openRecord(raw, bytesOf(pkey[len(dataPrefix):]), b.aeadLocked)
-	if err != nil {
+	version, pt, w, err := b.open(raw, pkey)
+	if err != nil || pt == nil {
 		return nil, err
+	}
+	if version == sealWrappedVersion {
+		// The wrapper (an HSM) is called without holding mu.
+		return unwrapValue(ctx, w, pt, pkey[len(dataPrefix):])
 	}
 	return pt, nil
 }
 
-func (b *Barrier) put(ctx context.Context, pkey string, value []byte) error {
+// open decrypts the physical record raw of pkey in place. It also returns
+// the seal wrapper, for a seal-wrapped record.
+func (b *Barrier) open(raw []byte, pkey string) (byte, []byte, SealWrapper, error) {
 	b.mu.RLock()
+	defer b.mu.RUnlock()
 	if b.active == nil {
-		b.mu.RUnlock()
-		return ErrSealed
+		return 0, nil, nil, ErrSealed
 	}
-	record := b.sealLocked(value, bytesOf(pkey[len(dataPrefix):]))
-	b.mu.RUnlock()
-	return b.phys.Put(ctx, pkey, record)
+	if raw == nil {
+		return 0, nil, nil, nil
+	}
+	// raw is ours alone (Backend never shares slices), so decrypt in place.
+	version, pt, err := openRecord(raw, bytesOf(pkey[len(dataPrefix):]), b.aeadLocked)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	return version, pt, b.wrapper, nil
+}
+
+func (b *Barrier) put(ctx context.Context, pkey string, value []byte) error {
+	key := pkey[len(dataPrefix):]
+	for {
+		// Wrapping calls the HSM, so it happens before any lock is taken;
+		// if Reseal changed the wrapper meanwhile, wrap again.
+		w := b.wrapperFor(key)
+		var wrapped []byte
+		if w != nil {
+			var err error
+			if wrapped, err = w.SealWrap(ctx, value, []byte(key)); err != nil {
+				return fmt.Errorf("barrier: seal-wrap: %w", err)
+			}
+		}
+		b.writeMu.RLock()
+		b.mu.RLock()
+		if b.active == nil {
+			b.mu.RUnlock()
+			b.writeMu.RUnlock()
+			return ErrSealed
+		}
+		if w != nil || b.wrapper != nil {
+			if cur := b.wrapperForLocked(key); cur != w {
+				b.mu.RUnlock()
+				b.writeMu.RUnlock()
+				continue
+			}
+		}
+		var record []byte
+		if wrapped != nil {
+			record = b.sealWrappedLocked(wrapped, key)
+		} else {
+			record = b.sealLocked(value, bytesOf(key))
+		}
+		b.mu.RUnlock()
+		err := b.phys.Put(ctx, pkey, record)
+		b.writeMu.RUnlock()
+		return err
+	}
 }
 
 func (b *Barrier) delete(ctx context.Context, pkey string) error {
 	if b.Sealed() {
 		return ErrSealed
 	}
+	b.writeMu.RLock()
+	defer b.writeMu.RUnlock()
 	return b.phys.Delete(ctx, pkey)
 }
 
@@ -449,24 +554,31 @@ func sealRecord(aead cipher.AEAD, term uint32, plaintext, aad []byte) []byte {
 	return aead.Seal(out, nonce, plaintext, aad)
 }
 
-// openRecord authenticates and decrypts a record in place, returning the
-// plaintext (which shares raw's memory). aeadFor maps a term to its AEAD or
-// nil. A failed authentication wraps errAuth as well as ErrCorrupt.
-func openRecord(raw, aad []byte, aeadFor func(uint32) cipher.AEAD) ([]byte, error) {
-	if len(raw) < headerSize+tagSize || raw[0] != formatVersion {
-		return nil, ErrCorrupt
+// openRecord authenticates and decrypts a record in place, returning its
+// version and the plaintext (which shares raw's memory). aeadFor maps a term
+// to its AEAD or nil. A failed authentication wraps errAuth as well as
+// ErrCorrupt. A seal-wrapped record (sealWrappedVersion) is authenticated
+// with sealWrappedAAD(aad), so changing a record's version byte makes it
+// fail authentication; its plaintext is the wrapper's blob.
+func openRecord(raw, aad []byte, aeadFor func(uint32) cipher.AEAD) (byte, []byte, error) {
+	if len(raw) < headerSize+tagSize || (raw[0] != formatVersion && raw[0] != sealWrappedVersion) {
+		return 0, nil, ErrCorrupt
+	}
+	version := raw[0]
+	if version == sealWrappedVersion {
+		aad = sealWrappedAAD(aad)
 	}
 	term := binary.BigEndian.Uint32(raw[1:5])
 	aead := aeadFor(term)
 	if aead == nil {
-		return nil, fmt.Errorf("%w: unknown key term %d", ErrCorrupt, term)
+		return 0, nil, fmt.Errorf("%w: unknown key term %d", ErrCorrupt, term)
 	}
 	ct := raw[headerSize:]
 	pt, err := aead.Open(ct[:0], raw[5:headerSize], ct, aad)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrCorrupt, errAuth)
+		return 0, nil, fmt.Errorf("%w: %w", ErrCorrupt, errAuth)
 	}
-	return pt, nil
+	return version, pt, nil
 }
 
 // newAEAD returns AES-256-GCM keyed with key. The AEAD keeps its own expanded

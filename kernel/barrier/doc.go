@@ -13,14 +13,25 @@
 // # Physical layout
 //
 //	barrier/keyring    the keyring, encrypted with the root key
-//	                   (AAD = "barrier/keyring", term field = 0)
+//	                   (AAD = "barrier/keyring", term field = 0); with a
+//	                   seal wrapper: [0x02][wrapper blob of that record]
 //	data/<key>         the logical entry <key>, encrypted with the keyring
 //	                   key of the term that was active when it was written
 //	                   (AAD = "<key>", the logical key)
 //
 // Every other physical key (seal/..., for instance) belongs to someone else;
-// the barrier neither reads nor writes it, except that Initialize may write
-// the seal's records in the same atomic batch as the keyring.
+// the barrier neither reads nor writes it, except that Initialize and
+// Reseal write the seal's records in the same atomic batch as the keyring.
+//
+// # Seal wrapping
+//
+// With a SealWrapper (an HSM, given by the seal), the keyring and every
+// entry under the seal-wrapped prefixes the kernel names are encrypted by
+// the wrapper first: a data record of version 0x02 holds the wrapper's blob
+// (AAD = "<key>\x00seal-wrapped", so the version byte is authenticated
+// too). Reading them needs the root key and the HSM. Reseal moves the
+// keyring and those entries to a new wrapper (or none) and/or a new root key
+// in one batch: seal migrations and rekeys.
 //
 // # Ciphertext format
 //
@@ -34,10 +45,13 @@
 //
 // Initialize creates a keyring holding term 1. Rotate adds a term and makes it
 // active; new writes use the active term and every older term still decrypts,
-// so rotation never rewrites data. Nonces are random, and AES-GCM with random
-// 96-bit nonces should not encrypt much more than 2^32 messages under one key:
-// KeyStatus reports the encryption count (since unseal) so the kernel can
-// rotate well before that.
+// so rotation never rewrites data. Reencrypt rewrites, on demand, every
+// record older than the active term (in chunks, while writers wait, so no
+// write is lost); old terms stay in the keyring for backups. Nonces are
+// random, and AES-GCM with random 96-bit nonces should not encrypt much more
+// than 2^32 messages under one key: KeyStatus reports the encryption count
+// (since unseal, plus what the kernel carries over with AddEncryptions) so
+// the kernel can rotate well before that.
 //
 // Key names are not encrypted: they appear in physical storage and in List
 // results as written, as in Vault. Secrets never belong in key names.
@@ -57,6 +71,9 @@
 //
 // A Barrier is safe for concurrent use. Data operations take a read lock only
 // while they encrypt or decrypt, never across storage I/O; Rotate and Seal take
-// the write lock only to swap keys in or out. An operation that has already
-// passed its sealed check when Seal is called may still complete.
+// the write lock only to swap keys in or out. Writes also hold writeMu shared
+// across their storage write, which Reencrypt and Reseal take exclusively
+// while they rewrite records. Seal wrapper calls (HSM I/O) happen outside
+// mu. An operation that has already passed its sealed check when Seal is
+// called may still complete.
 package barrier

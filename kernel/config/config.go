@@ -50,6 +50,9 @@ type Config struct {
 	ReportedVersion string
 	// Audits are the audit devices the server enables at every unseal.
 	Audits []Audit
+	// Seals are the seal stanzas: none (Shamir), one, or one enabled and
+	// one disabled during a seal migration.
+	Seals []Seal
 	// UnsafeAllowAPIAuditCreation lets sys/audit create devices at
 	// runtime. Off by default: creating an audit device (a file path, a
 	// socket) through the API was a remote-code-execution hole in Vault
@@ -147,6 +150,11 @@ func Parse(text string) (*Config, error) {
 			c.MaxLeaseTTL, err = decodeDuration(item)
 		case "unsafe_allow_api_audit_creation":
 			err = hcl.DecodeObject(&c.UnsafeAllowAPIAuditCreation, item.Val)
+		case "seal":
+			var sl *Seal
+			if sl, err = parseSeal(item); err == nil {
+				c.Seals = append(c.Seals, *sl)
+			}
 		case "audit":
 			var a *Audit
 			if a, err = parseAudit(item); err == nil {
@@ -357,6 +365,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DefaultLeaseTTL > c.MaxLeaseTTL {
 		return errors.New("default_lease_ttl must not exceed max_lease_ttl")
+	}
+	if err := c.validateSeals(); err != nil {
+		return err
 	}
 	for i := range c.Listeners {
 		l := &c.Listeners[i]

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -55,15 +56,17 @@ func TestParseJSON(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	cases := map[string]string{
-		`seal "pkcs11" {}`:                                                           `unsupported configuration key "seal"`,
-		`storage "raft" { path = "/x" }`:                                             `unsupported storage type "raft"`,
-		`storage "pebble" { path = "/x" node_id = "a" }`:                             `unsupported key "node_id"`,
-		`listener "unix" { address = "/s" }`:                                         `unsupported listener type "unix"`,
-		`listener "tcp" { address = "0.0.0.0:8200" tls_disable = true }`:             "only allowed on a loopback address",
-		`listener "tcp" { address = "127.0.0.1:8200" }`:                              "tls_cert_file and tls_key_file are required",
-		`listener "tcp" { address = "127.0.0.1:8200" tls_disable = true bogus = 1 }`: `unsupported key "bogus"`,
-		`log_level = "loud"`:                                                         "log_level",
-		`log_format = "xml"`:                                                         "log_format",
+		`seal "pkcs11" {}`: `lib (the PKCS#11 module path) is required`,
+		`seal "awskms" {}`: `unsupported seal type "awskms"`,
+		`seal "pkcs11" { lib = "/l" slot = "0" key_label = "k" hmac_key_label = "h" }`: `unsupported key "hmac_key_label"`,
+		`storage "raft" { path = "/x" }`:                                               `unsupported storage type "raft"`,
+		`storage "pebble" { path = "/x" node_id = "a" }`:                               `unsupported key "node_id"`,
+		`listener "unix" { address = "/s" }`:                                           `unsupported listener type "unix"`,
+		`listener "tcp" { address = "0.0.0.0:8200" tls_disable = true }`:               "only allowed on a loopback address",
+		`listener "tcp" { address = "127.0.0.1:8200" }`:                                "tls_cert_file and tls_key_file are required",
+		`listener "tcp" { address = "127.0.0.1:8200" tls_disable = true bogus = 1 }`:   `unsupported key "bogus"`,
+		`log_level = "loud"`: "log_level",
+		`log_format = "xml"`: "log_format",
 		`default_lease_ttl = "2h"
 max_lease_ttl = "1h"`: "must not exceed",
 		`reported_version = "latest"`: "not a semantic version",
@@ -133,5 +136,55 @@ audit "file" "a" { options { file_path = "y" } }`,
 		if _, err := Parse(`storage "pebble" { path = "/tmp/x" }` + "\n" + bad); err == nil {
 			t.Errorf("accepted: %s", bad)
 		}
+	}
+}
+
+func TestParseSeals(t *testing.T) {
+	c, err := Parse(`
+storage "pebble" { path = "/d" }
+seal "pkcs11" {
+  lib          = "/usr/lib/softhsm/libsofthsm2.so"
+  token_label  = "ward"
+  pin          = "1234"
+  key_label    = "ward-root"
+  mechanism    = "rsa-oaep"
+  rsa_oaep_hash = "sha1"
+  generate_key = "true"
+}
+seal "pkcs11" {
+  lib       = "/usr/lib/softhsm/libsofthsm2.so"
+  slot      = 3
+  key_label = "old-key"
+  disabled  = true
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, d := c.ActiveSeal(), c.SealMigrateFrom()
+	if a == nil || a.PKCS11 == nil || a.PKCS11.TokenLabel != "ward" || a.PKCS11.PIN != "1234" || !a.PKCS11.GenerateKey || a.PKCS11.Mechanism != "rsa-oaep" {
+		t.Fatalf("active seal: %+v", a)
+	}
+	if d == nil || d.PKCS11.Slot == nil || *d.PKCS11.Slot != 3 || d.PKCS11.KeyLabel != "old-key" {
+		t.Fatalf("disabled seal: %+v", d)
+	}
+	if s := fmt.Sprintf("%v %+v %#v", *a.PKCS11, *a.PKCS11, *a.PKCS11); strings.Contains(s, "1234") {
+		t.Fatalf("the PIN is printed: %s", s)
+	}
+	for text, want := range map[string]string{
+		`seal "pkcs11" { lib = "/l" slot = 1 token_label = "t" key_label = "k" }`:      "only one of slot and token_label",
+		`seal "pkcs11" { lib = "/l" slot = 1 key_label = "k" } seal "shamir" {}`:       "only one seal stanza may be enabled",
+		`seal "shamir" { disabled = "true" }`:                                          "a disabled shamir seal needs",
+		`seal "pkcs11" { lib = "/l" slot = "x" key_label = "k" }`:                      "slot must be a slot number",
+		`seal "pkcs11" { lib = "/l" slot = 1 key_label = "k" generate_key = "maybe" }`: "generate_key must be true or false",
+	} {
+		if _, err := Parse(text); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", text, err, want)
+		}
+	}
+	// Migration away from an HSM to Shamir: only a disabled stanza.
+	c, err = Parse(`seal "pkcs11" { lib = "/l" slot = 0 key_label = "k" disabled = "true" }`)
+	if err != nil || c.ActiveSeal() != nil || c.SealMigrateFrom() == nil {
+		t.Fatalf("disabled only: %+v %v", c, err)
 	}
 }

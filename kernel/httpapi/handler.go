@@ -309,6 +309,14 @@ func (s *server) respondLogical(w http.ResponseWriter, req *kernel.Request, op l
 var legacyTopLevel = map[string]bool{
 	"sys/mounts": true, "sys/auth": true, "sys/policy": true, "sys/capabilities": true,
 	"sys/capabilities-self": true, "sys/capabilities-accessor": true,
+	// Vault answers these outside the envelope; OpenBao's newer names
+	// (and its Go client) use the envelope's data: both are there.
+	"sys/rekey/init": true, "sys/rekey/update": true,
+	"sys/rekey-recovery-key/init": true, "sys/rekey-recovery-key/update": true,
+	"sys/rotate/root/init": true, "sys/rotate/root/update": true,
+	"sys/rotate/recovery/init": true, "sys/rotate/recovery/update": true,
+	"sys/generate-root/attempt": true, "sys/generate-root/update": true,
+	"sys/generate-root-token/attempt": true, "sys/generate-root-token/update": true,
 }
 
 // mountOnly keeps only the first path segment for logs: paths below a

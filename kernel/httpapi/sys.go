@@ -30,50 +30,61 @@ func (s *server) handleInit(w http.ResponseWriter, r *http.Request) {
 		respondJSON(w, http.StatusOK, map[string]bool{"initialized": ok})
 	case http.MethodPut, http.MethodPost:
 		var req struct {
-			SecretShares    int      `json:"secret_shares"`
-			SecretThreshold int      `json:"secret_threshold"`
-			PGPKeys         []string `json:"pgp_keys"`
-			RootTokenPGPKey string   `json:"root_token_pgp_key"`
-			StoredShares    int      `json:"stored_shares"`
-			RecoveryShares  int      `json:"recovery_shares"`
+			SecretShares      int      `json:"secret_shares"`
+			SecretThreshold   int      `json:"secret_threshold"`
+			PGPKeys           []string `json:"pgp_keys"`
+			RootTokenPGPKey   string   `json:"root_token_pgp_key"`
+			StoredShares      int      `json:"stored_shares"`
+			RecoveryShares    int      `json:"recovery_shares"`
+			RecoveryThreshold int      `json:"recovery_threshold"`
+			RecoveryPGPKeys   []string `json:"recovery_pgp_keys"`
 		}
 		if err := decodeBody(r, &req); err != nil {
 			respondError(w, statusOf(err), err)
 			return
 		}
-		if len(req.PGPKeys) > 0 || req.RootTokenPGPKey != "" {
+		if len(req.PGPKeys) > 0 || req.RootTokenPGPKey != "" || len(req.RecoveryPGPKeys) > 0 {
 			respondError(w, http.StatusBadRequest, errors.New("PGP-encrypted key shares are not supported"))
 			return
 		}
-		if req.RecoveryShares > 0 {
-			respondError(w, http.StatusBadRequest, errors.New("recovery keys need an auto-unseal seal; this server uses the Shamir seal"))
-			return
-		}
-		res, err := s.core.Initialize(r.Context(), kernel.InitParams{SecretShares: req.SecretShares, SecretThreshold: req.SecretThreshold})
+		res, err := s.core.Initialize(r.Context(), kernel.InitParams{SecretShares: req.SecretShares, SecretThreshold: req.SecretThreshold,
+			RecoveryShares: req.RecoveryShares, RecoveryThreshold: req.RecoveryThreshold})
 		if err != nil {
 			respondError(w, statusOf(err), err)
 			return
 		}
-		keys := make([]string, len(res.Keys))
-		keysB64 := make([]string, len(res.Keys))
-		for i, k := range res.Keys {
-			keys[i] = hex.EncodeToString(k)
-			keysB64[i] = base64.StdEncoding.EncodeToString(k)
-		}
-		respondJSON(w, http.StatusOK, map[string]any{"keys": keys, "keys_base64": keysB64, "root_token": res.RootToken})
+		keys, keysB64 := encodeKeys(res.Keys)
+		recKeys, recKeysB64 := encodeKeys(res.RecoveryKeys)
+		respondJSON(w, http.StatusOK, map[string]any{"keys": keys, "keys_base64": keysB64,
+			"recovery_keys": recKeys, "recovery_keys_base64": recKeysB64, "root_token": res.RootToken})
 	default:
 		methodNotAllowed(w)
 	}
 }
 
+// encodeKeys renders key shares in hex and base64, zeroing them.
+func encodeKeys(ks [][]byte) (hexKeys, b64Keys []string) {
+	hexKeys, b64Keys = make([]string, len(ks)), make([]string, len(ks))
+	for i, k := range ks {
+		hexKeys[i] = hex.EncodeToString(k)
+		b64Keys[i] = base64.StdEncoding.EncodeToString(k)
+		clear(k)
+	}
+	return hexKeys, b64Keys
+}
+
 func (s *server) sealStatusBody(st *kernel.SealStatus) map[string]any {
-	return map[string]any{
+	body := map[string]any{
 		"type": st.Type, "initialized": st.Initialized, "sealed": st.Sealed,
 		"t": st.Threshold, "n": st.Shares, "progress": st.Progress, "nonce": st.Nonce,
-		"version": s.core.Version(), "build_date": buildDate, "migration": false,
+		"version": s.core.Version(), "build_date": buildDate, "migration": st.Migration,
 		"cluster_name": st.ClusterName, "cluster_id": st.ClusterID,
-		"recovery_seal": false, "storage_type": s.opts.StorageType,
+		"recovery_seal": st.RecoverySeal, "storage_type": s.opts.StorageType,
 	}
+	if st.RecoverySeal {
+		body["recovery_seal_type"] = "shamir"
+	}
+	return body
 }
 
 // buildDate is reported as Vault's build_date; set at link time.
@@ -111,8 +122,6 @@ func (s *server) handleUnseal(w http.ResponseWriter, r *http.Request) {
 		err error
 	)
 	switch {
-	case req.Migrate:
-		err = &logical.Error{Code: logical.CodeInvalidRequest, Message: "seal migration is not supported by this server yet"}
 	case req.Reset:
 		st, err = s.core.ResetUnseal(r.Context())
 	case req.Key == "":
@@ -120,7 +129,12 @@ func (s *server) handleUnseal(w http.ResponseWriter, r *http.Request) {
 	default:
 		var key []byte
 		if key, err = decodeKey(req.Key); err == nil {
-			st, err = s.core.Unseal(r.Context(), key)
+			if req.Migrate {
+				st, err = s.core.UnsealMigrate(r.Context(), key)
+			} else {
+				st, err = s.core.Unseal(r.Context(), key)
+			}
+			clear(key)
 		}
 	}
 	if err != nil {

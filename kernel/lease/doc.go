@@ -93,5 +93,6 @@
 // TTL defaults and caps (mount tuning, system max) are applied before
 // Register: Registration.Secret's TTL and MaxTTL are final. The kernel also
 // maps Backend calls to RenewOperation/RevokeOperation requests on the
-// mount named by Entry.MountAccessor.
+// mount named by Entry.MountAccessor, and runs Run only where it may write
+// (the active node of a cluster).
 package lease

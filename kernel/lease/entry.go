@@ -54,6 +54,10 @@ type Entry struct {
 	// Manager.Irrevocable lists the lease until it is revoked (Revoke tries
 	// the engine again) or forgotten (RevokePrefix with force).
 	Irrevocable bool `json:"irrevocable,omitempty"`
+
+	// raw is the stored JSON this entry was decoded from, if it was read
+	// from storage; never modified.
+	raw []byte
 }
 
 // Secret returns the lease's secret as the engine gets it on renew and
@@ -93,6 +97,7 @@ func (e *Entry) maxExpire() time.Time {
 // or with each other.
 func (e *Entry) clone() *Entry {
 	c := *e
+	c.raw = nil // c may be modified
 	c.InternalData = cloneMap(e.InternalData)
 	c.Data = cloneMap(e.Data)
 	return &c

@@ -6,9 +6,9 @@ import "github.com/wardproject/ward/sdk/logical"
 // kernel maps them to HTTP statuses by code; compare with errors.Is. No error
 // this package returns contains a lease ID, a token hash or secret data.
 var (
-	// ErrNotFound is returned by Lookup, Renew and Revoke-family calls that
-	// name a lease that does not exist (or an ID that cannot be one).
-	// Revoke itself treats a missing lease as already revoked.
+	// ErrNotFound is returned by Lookup and Renew for a lease that does not
+	// exist (or an ID that cannot be one). Revoke treats a missing lease as
+	// already revoked and returns nil.
 	ErrNotFound error = &logical.Error{Code: logical.CodeInvalidRequest, Message: "lease not found"}
 
 	// ErrNotRenewable is returned by Renew for a lease registered (or last

@@ -218,7 +218,12 @@ func TestUnsealReadsOnlyTheDueWindow(t *testing.T) {
 // while the clock moves, then checks that every lease was revoked and that
 // storage is empty: no lost lease and no dangling index key.
 func TestHammer(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.Interval = time.Millisecond; o.RetryBase = time.Second; o.RetryMax = 2 * time.Second; o.MaxAttempts = 1000 })
+	f := newFixture(t, func(o *Options) {
+		o.Interval = time.Millisecond
+		o.RetryBase = time.Second
+		o.RetryMax = 2 * time.Second
+		o.MaxAttempts = 1000
+	})
 	workers, perWorker := 8, 400
 	if raceEnabled {
 		perWorker = 120

@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -76,7 +77,7 @@ type Options struct {
 	// defaults 5s and 5m.
 	RetryBase, RetryMax time.Duration
 	// MaxAttempts is how many failed revocations make a lease irrevocable;
-	// default 10 (about 20 minutes with the default backoff).
+	// default 10 (10 to 20 minutes of retries with the default backoff).
 	MaxAttempts int
 	// Concurrency bounds the Backend.RevokeSecret calls running at once,
 	// across the whole Manager; default 16. Background work (Run,
@@ -292,12 +293,22 @@ func (m *Manager) apply(ctx context.Context, ops []logical.StorageOp) error {
 
 // get reads and decodes a lease; (nil, nil) when it does not exist.
 func (m *Manager) get(ctx context.Context, id string) (*Entry, error) {
+	return m.getSince(ctx, id, nil)
+}
+
+// getSince is get, but returns prev itself, without decoding, when the
+// stored bytes are those prev was decoded from (revocation re-reads every
+// lease under its lock just before deleting it).
+func (m *Manager) getSince(ctx context.Context, id string, prev *Entry) (*Entry, error) {
 	se, err := m.view.Get(ctx, entryKey(id))
 	if err != nil {
 		return nil, fmt.Errorf("lease: read entry: %w", err)
 	}
 	if se == nil {
 		return nil, nil
+	}
+	if prev != nil && prev.raw != nil && bytes.Equal(prev.raw, se.Value) {
+		return prev, nil
 	}
 	var e Entry
 	if err := se.DecodeJSON(&e); err != nil {
@@ -306,6 +317,7 @@ func (m *Manager) get(ctx context.Context, id string) (*Entry, error) {
 	if e.ID != id {
 		return nil, errors.New("lease: stored entry does not match its key")
 	}
+	e.raw = se.Value
 	return &e, nil
 }
 

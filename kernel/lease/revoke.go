@@ -176,7 +176,8 @@ func (m *Manager) indexTarget(ctx context.Context, key, h string, ok func(*Entry
 }
 
 // revoke revokes one lease; concurrent calls for the same lease share one
-// engine call (a forced call repeats it if the shared one failed). e, when
+// engine call (a forced call repeats it if the shared one failed, and any
+// call repeats it if the shared one was cancelled by its caller). e, when
 // not nil, is the lease as the caller just read it (saves a read).
 func (m *Manager) revoke(ctx context.Context, id string, e *Entry, force bool) error {
 	h := hashID(id)
@@ -194,7 +195,8 @@ func (m *Manager) revoke(ctx context.Context, id string, e *Entry, force bool) e
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			if c.err == nil || !force {
+			cancelled := errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)
+			if c.err == nil || !force && !cancelled {
 				return c.err
 			}
 			e = nil
@@ -229,7 +231,7 @@ func (m *Manager) revokeLeader(ctx context.Context, id, h string, e *Entry, forc
 	l := m.lockFor(h)
 	l.Lock()
 	defer l.Unlock()
-	cur, err := m.get(ctx, id)
+	cur, err := m.getSince(ctx, id, e)
 	if err != nil || cur == nil {
 		return err
 	}

@@ -6,27 +6,26 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
-
-	"github.com/openbao/openbao/sdk/v2/helper/shamir"
 
 	"github.com/wardproject/ward/kernel/barrier"
 	"github.com/wardproject/ward/kernel/storage"
 )
 
 const (
-	// TypeShamir is the only seal type so far.
+	// TypeShamir is the seal type of the Shamir seal.
 	TypeShamir = "shamir"
+	// TypePKCS11 is the seal type of the PKCS#11 (HSM) auto-unseal seal.
+	TypePKCS11 = "pkcs11"
 
-	configPath  = "seal/config"
-	rootKeyPath = "seal/root-key"
+	configPath      = "seal/config"
+	rootKeyPath     = "seal/root-key"
+	recoveryKeyPath = "seal/recovery-key"
 
-	keySize       = 32 // unseal key and root key, AES-256
+	keySize       = 32 // unseal, recovery and root keys, AES-256
 	formatVersion = 0x1
 	nonceSize     = 12
 )
@@ -35,12 +34,12 @@ var (
 	// ErrAlreadyInitialized is returned by Initialize when the seal or the
 	// barrier has already been initialised.
 	ErrAlreadyInitialized = errors.New("seal: already initialized")
-	// ErrNotInitialized is returned by Unseal and UnsealWithKey before
-	// Initialize.
+	// ErrNotInitialized is returned by Unseal, UnsealWithKey and AutoUnseal
+	// before Initialize.
 	ErrNotInitialized = errors.New("seal: not initialized")
 	// ErrBadShares is returned by Unseal when the combined shares do not open
-	// the root key (the attempt is then reset), and by UnsealWithKey when
-	// the key does not.
+	// the root key (the attempt is then reset), by UnsealWithKey when the
+	// key does not, and by VerifyKey for a wrong key.
 	ErrBadShares = errors.New("seal: unseal key shares do not open the root key")
 	// ErrInvalidConfig is returned by Config.Validate and Initialize for a
 	// configuration that cannot be used.
@@ -51,38 +50,82 @@ var (
 	// ErrDuplicateShare is returned by Unseal for a share already given in
 	// the current attempt. It is not counted twice.
 	ErrDuplicateShare = errors.New("seal: unseal key share already provided")
-	// ErrCorrupt is returned when seal/config or seal/root-key is malformed.
+	// ErrCorrupt is returned when seal/config, seal/root-key or
+	// seal/recovery-key is malformed.
 	ErrCorrupt = errors.New("seal: stored seal record is malformed")
+	// ErrUnsupported is returned for an operation the seal type does not
+	// have (AutoUnseal on a Shamir seal, UnsealWithKey on an auto seal).
+	ErrUnsupported = errors.New("seal: operation not supported by this seal type")
+	// ErrWrongSeal is returned when storage was sealed by another seal
+	// than the one configured (another type, or another HSM key).
+	ErrWrongSeal = errors.New("seal: storage is sealed by another seal")
+
+	// ErrSealUnavailable is wrapped by an Access when its HSM cannot be
+	// used: library, token, slot or session trouble.
+	ErrSealUnavailable = errors.New("seal: HSM unavailable")
+	// ErrSealLogin is wrapped by an Access when the HSM refuses the PIN.
+	ErrSealLogin = errors.New("seal: HSM login failed")
+	// ErrSealKeyNotFound is wrapped by an Access when its key does not
+	// exist on the HSM.
+	ErrSealKeyNotFound = errors.New("seal: HSM key not found")
+	// ErrSealDecrypt is wrapped by an Access when its key does not open a
+	// blob (another key, or a tampered record).
+	ErrSealDecrypt = errors.New("seal: HSM key does not decrypt the stored value")
 )
 
-// Config is the seal configuration stored in seal/config.
+// Config is the seal configuration stored in seal/config. An auto seal
+// (Type other than "shamir") has one stored share (SecretShares and
+// SecretThreshold are 1) and recovery keys.
 type Config struct {
-	Type            string `json:"type"`
-	SecretShares    int    `json:"secret_shares"`
-	SecretThreshold int    `json:"secret_threshold"`
+	Type              string `json:"type"`
+	SecretShares      int    `json:"secret_shares"`
+	SecretThreshold   int    `json:"secret_threshold"`
+	RecoveryShares    int    `json:"recovery_shares,omitempty"`
+	RecoveryThreshold int    `json:"recovery_threshold,omitempty"`
 }
 
 // Validate checks c; an empty Type means TypeShamir. It returns an error
 // wrapping ErrInvalidConfig with Vault's wording.
 func (c Config) Validate() error {
 	var msg string
-	switch {
-	case c.Type != "" && c.Type != TypeShamir:
-		msg = fmt.Sprintf("unsupported seal type %q", c.Type)
-	case c.SecretShares < 1:
-		msg = "shares must be at least one"
-	case c.SecretThreshold < 1:
-		msg = "threshold must be at least one"
-	case c.SecretShares > 255:
-		msg = "shares must be less than 256"
-	case c.SecretThreshold > c.SecretShares:
-		msg = "threshold cannot be larger than shares"
-	case c.SecretShares > 1 && c.SecretThreshold == 1:
-		msg = "threshold must be greater than one for multiple shares"
+	switch c.Type {
+	case "", TypeShamir:
+		if c.RecoveryShares != 0 || c.RecoveryThreshold != 0 {
+			msg = "recovery keys need an auto-unseal seal; the Shamir seal uses unseal keys"
+		} else {
+			msg = validateShares("", c.SecretShares, c.SecretThreshold)
+		}
+	case TypePKCS11:
+		switch {
+		case c.SecretShares != 1 || c.SecretThreshold != 1:
+			msg = "an auto-unseal seal stores one key: secret shares and threshold must be 1"
+		default:
+			msg = validateShares("recovery ", c.RecoveryShares, c.RecoveryThreshold)
+		}
 	default:
+		msg = fmt.Sprintf("unsupported seal type %q", c.Type)
+	}
+	if msg == "" {
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrInvalidConfig, msg)
+}
+
+// validateShares checks a shares/threshold pair with Vault's wording.
+func validateShares(what string, shares, threshold int) string {
+	switch {
+	case shares < 1:
+		return what + "shares must be at least one"
+	case threshold < 1:
+		return what + "threshold must be at least one"
+	case shares > 255:
+		return what + "shares must be less than 256"
+	case threshold > shares:
+		return what + "threshold cannot be larger than shares"
+	case shares > 1 && threshold == 1:
+		return what + "threshold must be greater than one for multiple shares"
+	}
+	return ""
 }
 
 func (c Config) withDefaults() Config {
@@ -92,22 +135,33 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// shareLen is the length of every share: the unseal key itself for 1-of-1,
-// otherwise the key plus Shamir's one-byte x coordinate.
-func (c Config) shareLen() int {
-	if c.SecretShares == 1 {
-		return keySize
+// auto reports whether the configuration is an auto seal's.
+func (c Config) auto() bool { return c.Type != "" && c.Type != TypeShamir }
+
+// KeyShares and KeyThreshold are those of the keys operators hold: unseal
+// keys for Shamir, recovery keys for an auto seal.
+func (c Config) KeyShares() int {
+	if c.auto() {
+		return c.RecoveryShares
 	}
-	return keySize + 1
+	return c.SecretShares
+}
+
+// KeyThreshold: see KeyShares.
+func (c Config) KeyThreshold() int {
+	if c.auto() {
+		return c.RecoveryThreshold
+	}
+	return c.SecretThreshold
 }
 
 // Progress is the state of unsealing, in the shape of Vault's seal-status
 // fields.
 type Progress struct {
 	Sealed bool `json:"sealed"`
-	// Threshold and Shares come from the seal configuration; they are zero
-	// until the configuration has been read (by Config, Initialize or
-	// Unseal).
+	// Threshold and Shares come from the seal configuration (the recovery
+	// keys' for an auto seal); they are zero until the configuration has
+	// been read (by Config, Initialize or Unseal).
 	Threshold int `json:"t"`
 	Shares    int `json:"n"`
 	// Progress counts the shares given so far in the current attempt.
@@ -116,39 +170,73 @@ type Progress struct {
 	Nonce string `json:"nonce"`
 }
 
-// Shamir is the Shamir seal over one storage backend and barrier.
-type Shamir struct {
+// Seal is the seal over one storage backend and barrier: the Shamir seal,
+// or an auto-unseal seal when it has an Access.
+type Seal struct {
 	phys    storage.Backend
 	barrier *barrier.Barrier
+	// access is the auto seal's key; nil for the Shamir seal.
+	access Access
 
-	// initMu serialises Initialize.
+	// initMu serialises the operations that write seal records:
+	// Initialize, the rekeys and migrations.
 	initMu sync.Mutex
 
 	mu sync.Mutex // protects the fields below
 	// config is the configuration last read or written; nil until then.
 	config *Config
-	// shares holds copies of the shares given in the current attempt;
-	// they are zeroed when the attempt ends.
-	shares [][]byte
-	nonce  string
+	// unseal is the current unseal attempt; nil when none is in progress.
+	unseal *Collector
 }
 
-// Format prints only the type name, for every verb: a Shamir holds key
+// Shamir is the former name of Seal.
+type Shamir = Seal
+
+// Format prints only the type name, for every verb: a Seal holds key
 // shares, and fmt would otherwise print its fields.
-func (s *Shamir) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte("seal.Shamir{redacted}")) }
+func (s *Seal) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte("seal.Seal{redacted}")) }
 
 // NewShamir returns the Shamir seal for the barrier b stored in phys.
-func NewShamir(phys storage.Backend, b *barrier.Barrier) *Shamir {
-	return &Shamir{phys: phys, barrier: b}
+func NewShamir(phys storage.Backend, b *barrier.Barrier) *Seal {
+	return &Seal{phys: phys, barrier: b}
 }
 
-// Initialize generates a random unseal key and a random root key,
-// initialises the barrier with the root key, stores seal/config and
-// seal/root-key, and returns the unseal key split into cfg.SecretShares
-// shares. With one share, the share is the unseal key itself. It does not
-// unseal. The caller owns the returned shares and should zero them once they
-// have been handed out.
-func (s *Shamir) Initialize(ctx context.Context, cfg Config) (shares [][]byte, err error) {
+// NewAuto returns the auto-unseal seal using a's key for the barrier b
+// stored in phys.
+func NewAuto(phys storage.Backend, b *barrier.Barrier, a Access) *Seal {
+	return &Seal{phys: phys, barrier: b, access: a}
+}
+
+// Type is the seal's type: "shamir" or the Access's type.
+func (s *Seal) Type() string {
+	if s.access == nil {
+		return TypeShamir
+	}
+	return s.access.Type()
+}
+
+// Access returns the auto seal's key, nil for the Shamir seal.
+func (s *Seal) Access() Access { return s.access }
+
+// RecoveryKeys reports whether operators hold recovery keys (an auto
+// seal) rather than unseal keys.
+func (s *Seal) RecoveryKeys() bool { return s.access != nil }
+
+// Initialize generates a random root key, initialises the barrier with it
+// and stores the seal records, all in one atomic batch, and returns the
+// keys for operators. For Shamir, a random unseal key encrypts the root key
+// and is split into cfg.SecretShares shares (with one share, the share is
+// the unseal key itself). For an auto seal, the Access encrypts the root
+// key, and a random recovery key, split into cfg.RecoveryShares shares, is
+// stored encrypted by the Access too. It does not unseal. The caller owns
+// the returned shares and should zero them once handed out.
+func (s *Seal) Initialize(ctx context.Context, cfg Config) (shares [][]byte, err error) {
+	if s.access != nil {
+		cfg.Type = s.access.Type()
+		if cfg.SecretShares == 0 && cfg.SecretThreshold == 0 {
+			cfg.SecretShares, cfg.SecretThreshold = 1, 1
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -161,22 +249,27 @@ func (s *Shamir) Initialize(ctx context.Context, cfg Config) (shares [][]byte, e
 	} else if existing != nil {
 		return nil, ErrAlreadyInitialized
 	}
+	if ok, err := s.barrier.Initialized(ctx); err != nil {
+		return nil, err
+	} else if ok {
+		return nil, ErrAlreadyInitialized
+	}
 
-	unsealKey, err := randomKey()
+	// key is the key operators get shares of: the unseal key or the
+	// recovery key.
+	key, err := randomKey()
 	if err != nil {
 		return nil, err
 	}
-	defer clear(unsealKey)
+	defer clear(key)
 	rootKey, err := randomKey()
 	if err != nil {
 		return nil, err
 	}
 	defer clear(rootKey)
 
-	if cfg.SecretShares == 1 {
-		shares = [][]byte{slices.Clone(unsealKey)}
-	} else if shares, err = shamir.Split(unsealKey, cfg.SecretShares, cfg.SecretThreshold); err != nil {
-		return nil, fmt.Errorf("seal: split unseal key: %w", err)
+	if shares, err = split(key, cfg.KeyShares(), cfg.KeyThreshold()); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -185,18 +278,28 @@ func (s *Shamir) Initialize(ctx context.Context, cfg Config) (shares [][]byte, e
 		}
 	}()
 
-	record, err := sealRootKey(unsealKey, rootKey)
-	if err != nil {
-		return nil, err
-	}
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("seal: encode config: %w", err)
 	}
-	err = s.barrier.Initialize(ctx, rootKey,
-		storage.Op{Kind: storage.OpPut, Key: configPath, Value: cfgJSON},
-		storage.Op{Kind: storage.OpPut, Key: rootKeyPath, Value: record},
-	)
+	ops := []storage.Op{{Kind: storage.OpPut, Key: configPath, Value: cfgJSON}}
+	if s.access == nil {
+		record, err := sealRootKey(key, rootKey)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, storage.Op{Kind: storage.OpPut, Key: rootKeyPath, Value: record})
+	} else {
+		if err := s.access.Init(ctx); err != nil {
+			return nil, err
+		}
+		recs, err := s.autoRecords(ctx, s.access, rootKey, key)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, recs...)
+	}
+	err = s.barrier.Initialize(ctx, rootKey, ops...)
 	if errors.Is(err, barrier.ErrAlreadyInitialized) {
 		return nil, ErrAlreadyInitialized
 	}
@@ -210,9 +313,27 @@ func (s *Shamir) Initialize(ctx context.Context, cfg Config) (shares [][]byte, e
 	return shares, nil
 }
 
+// autoRecords returns the ops storing rootKey and recoveryKey encrypted by
+// a (nil recoveryKey: no recovery key record).
+func (s *Seal) autoRecords(ctx context.Context, a Access, rootKey, recoveryKey []byte) ([]storage.Op, error) {
+	rootRec, err := a.Encrypt(ctx, rootKey, []byte(rootKeyPath))
+	if err != nil {
+		return nil, fmt.Errorf("seal: encrypt the root key: %w", err)
+	}
+	ops := []storage.Op{{Kind: storage.OpPut, Key: rootKeyPath, Value: rootRec}}
+	if recoveryKey != nil {
+		recRec, err := a.Encrypt(ctx, recoveryKey, []byte(recoveryKeyPath))
+		if err != nil {
+			return nil, fmt.Errorf("seal: encrypt the recovery key: %w", err)
+		}
+		ops = append(ops, storage.Op{Kind: storage.OpPut, Key: recoveryKeyPath, Value: recRec})
+	}
+	return ops, nil
+}
+
 // Config returns the stored seal configuration, or (nil, nil) if the seal
 // has not been initialised.
-func (s *Shamir) Config(ctx context.Context) (*Config, error) {
+func (s *Seal) Config(ctx context.Context) (*Config, error) {
 	cfg, err := s.readConfig(ctx)
 	if err != nil || cfg == nil {
 		return nil, err
@@ -224,58 +345,140 @@ func (s *Shamir) Config(ctx context.Context) (*Config, error) {
 	return &out, nil
 }
 
+// CheckStorage reports whether storage was sealed by this seal: it returns
+// ErrWrongSeal, naming what storage holds, if seal/config has another type
+// or (for an auto seal) the stored root key was encrypted with another
+// key. It returns nil before initialisation.
+func (s *Seal) CheckStorage(ctx context.Context) error {
+	kind, err := StoredSeal(ctx, s.phys, s.access)
+	if err != nil || kind == "" {
+		return err
+	}
+	if want := s.Describe(); kind != want {
+		return fmt.Errorf("%w: storage is sealed by %s, the configuration has %s", ErrWrongSeal, kind, want)
+	}
+	return nil
+}
+
+// Describe names the seal as StoredSeal does: "shamir", or
+// `<type> key "<key id>"`.
+func (s *Seal) Describe() string {
+	if s.access == nil {
+		return TypeShamir
+	}
+	return fmt.Sprintf("%s key %q", s.access.Type(), s.access.KeyID())
+}
+
+// StoredSeal names the seal that sealed the storage: "shamir", or
+// `<type> key "<key id>"` for an auto seal (the key id is read from the
+// root key record by a, which may be any Access of that type); "" before
+// initialisation.
+func StoredSeal(ctx context.Context, phys storage.Backend, a Access) (string, error) {
+	s := &Seal{phys: phys}
+	cfg, err := s.readConfig(ctx)
+	if err != nil || cfg == nil {
+		return "", err
+	}
+	if !cfg.auto() {
+		return TypeShamir, nil
+	}
+	if a == nil || a.Type() != cfg.Type {
+		return cfg.Type, nil
+	}
+	rec, err := phys.Get(ctx, rootKeyPath)
+	if err != nil {
+		return "", fmt.Errorf("seal: read root key: %w", err)
+	}
+	if rec == nil {
+		return "", fmt.Errorf("%w: seal/root-key is missing", ErrCorrupt)
+	}
+	id, err := a.BlobKeyID(rec)
+	if err != nil {
+		return "", fmt.Errorf("%w: seal/root-key: %w", ErrCorrupt, err)
+	}
+	return fmt.Sprintf("%s key %q", cfg.Type, id), nil
+}
+
 // Unseal adds one share to the current unseal attempt, starting an attempt
-// if none is in progress. When the threshold is reached it combines the
-// shares, decrypts the root key and unseals the barrier; the attempt ends
-// either way, and if the shares were wrong Unseal returns ErrBadShares. A
-// share already given in this attempt returns ErrDuplicateShare and is not
-// counted. Unseal on an unsealed barrier does nothing and reports Sealed
-// false.
-func (s *Shamir) Unseal(ctx context.Context, share []byte) (Progress, error) {
+// if none is in progress: an unseal key share for Shamir, a recovery key
+// share for an auto seal (used after sys/seal, or when the HSM came back).
+// When the threshold is reached it combines the shares, opens the root key
+// and unseals the barrier; the attempt ends either way, and if the shares
+// were wrong Unseal returns ErrBadShares. A share already given in this
+// attempt returns ErrDuplicateShare and is not counted. Unseal on an
+// unsealed barrier does nothing and reports Sealed false.
+func (s *Seal) Unseal(ctx context.Context, share []byte) (Progress, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.barrier.Sealed() {
 		return s.progressLocked(), nil
 	}
-	cfg, err := s.configLocked(ctx)
+	key, err := s.addShareLocked(ctx, share)
+	if err != nil || key == nil {
+		return s.progressLocked(), err
+	}
+	defer clear(key)
+	rootKey, err := s.rootKeyLocked(ctx, key)
 	if err != nil {
 		return s.progressLocked(), err
 	}
-	if len(share) != cfg.shareLen() {
-		return s.progressLocked(), ErrInvalidShare
-	}
-	for _, have := range s.shares {
-		if subtle.ConstantTimeCompare(have, share) == 1 {
-			return s.progressLocked(), ErrDuplicateShare
-		}
-	}
-	if s.nonce == "" {
-		if s.nonce, err = newNonce(); err != nil {
-			return s.progressLocked(), err
-		}
-	}
-	s.shares = append(s.shares, slices.Clone(share))
-	if len(s.shares) < cfg.SecretThreshold {
-		return s.progressLocked(), nil
-	}
-
-	key, err := combine(s.shares)
-	s.resetLocked()
-	if err != nil {
-		// Combine fails on shares from different splits that happen to
-		// share an x coordinate: wrong shares like any other.
-		return s.progressLocked(), ErrBadShares
-	}
-	defer clear(key)
-	err = s.unsealLocked(ctx, key)
+	defer clear(rootKey)
+	err = s.unsealBarrier(ctx, rootKey)
 	return s.progressLocked(), err
 }
 
-// UnsealWithKey unseals with the whole unseal key, bypassing share
-// collection; the dev server uses it to auto-unseal. It returns ErrBadShares
-// if key does not open the root key. Any attempt in progress is discarded
-// on success.
-func (s *Shamir) UnsealWithKey(ctx context.Context, key []byte) error {
+// addShareLocked adds a share to the unseal attempt; at the threshold it
+// ends the attempt and returns the combined key.
+func (s *Seal) addShareLocked(ctx context.Context, share []byte) ([]byte, error) {
+	cfg, err := s.configLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(share) != shareLen(cfg.KeyShares()) {
+		return nil, ErrInvalidShare
+	}
+	if s.unseal == nil {
+		if s.unseal, err = NewCollector(cfg.KeyThreshold(), shareLen(cfg.KeyShares())); err != nil {
+			return nil, err
+		}
+	}
+	key, err := s.unseal.Add(share)
+	if err != nil || key != nil {
+		if !errors.Is(err, ErrInvalidShare) && !errors.Is(err, ErrDuplicateShare) {
+			s.resetLocked()
+		}
+	}
+	return key, err
+}
+
+// rootKeyLocked opens the root key with the key operators combined: the
+// unseal key for Shamir; for an auto seal, the recovery key is checked and
+// the root key decrypted by the Access.
+func (s *Seal) rootKeyLocked(ctx context.Context, key []byte) ([]byte, error) {
+	if s.access != nil {
+		if err := s.verifyRecoveryKey(ctx, key); err != nil {
+			return nil, err
+		}
+		return s.autoRootKey(ctx)
+	}
+	record, err := s.phys.Get(ctx, rootKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("seal: read root key: %w", err)
+	}
+	if record == nil {
+		return nil, ErrNotInitialized
+	}
+	return openRootKey(key, record)
+}
+
+// UnsealWithKey unseals a Shamir seal with the whole unseal key, bypassing
+// share collection; the dev server uses it to auto-unseal. It returns
+// ErrBadShares if key does not open the root key. Any attempt in progress
+// is discarded on success.
+func (s *Seal) UnsealWithKey(ctx context.Context, key []byte) error {
+	if s.access != nil {
+		return ErrUnsupported
+	}
 	if len(key) != keySize {
 		return ErrInvalidShare
 	}
@@ -284,42 +487,165 @@ func (s *Shamir) UnsealWithKey(ctx context.Context, key []byte) error {
 	if _, err := s.configLocked(ctx); err != nil {
 		return err
 	}
-	if err := s.unsealLocked(ctx, key); err != nil {
+	rootKey, err := s.rootKeyLocked(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer clear(rootKey)
+	if err := s.unsealBarrier(ctx, rootKey); err != nil {
 		return err
 	}
 	s.resetLocked()
 	return nil
 }
 
+// AutoUnseal unseals an auto seal with its Access: the root key record is
+// decrypted by the HSM and opens the barrier. It changes nothing in
+// storage. Errors name the cause (ErrSealLogin, ErrSealKeyNotFound,
+// ErrSealDecrypt, ErrSealUnavailable from the Access).
+func (s *Seal) AutoUnseal(ctx context.Context) error {
+	if s.access == nil {
+		return ErrUnsupported
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.barrier.Sealed() {
+		return nil
+	}
+	if _, err := s.configLocked(ctx); err != nil {
+		return err
+	}
+	rootKey, err := s.autoRootKey(ctx)
+	if err != nil {
+		return err
+	}
+	defer clear(rootKey)
+	if err := s.unsealBarrier(ctx, rootKey); err != nil {
+		return err
+	}
+	s.resetLocked()
+	return nil
+}
+
+// autoRootKey decrypts seal/root-key with the Access.
+func (s *Seal) autoRootKey(ctx context.Context) ([]byte, error) {
+	record, err := s.phys.Get(ctx, rootKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("seal: read root key: %w", err)
+	}
+	if record == nil {
+		return nil, ErrNotInitialized
+	}
+	rootKey, err := s.access.Decrypt(ctx, record, []byte(rootKeyPath))
+	if err != nil {
+		return nil, fmt.Errorf("seal: decrypt the root key: %w", err)
+	}
+	if len(rootKey) != keySize {
+		clear(rootKey)
+		return nil, fmt.Errorf("%w: seal/root-key", ErrCorrupt)
+	}
+	return rootKey, nil
+}
+
+// verifyRecoveryKey checks key against the stored recovery key in
+// constant time; a mismatch is ErrBadShares.
+func (s *Seal) verifyRecoveryKey(ctx context.Context, key []byte) error {
+	stored, err := s.recoveryKey(ctx)
+	if err != nil {
+		return err
+	}
+	defer clear(stored)
+	if subtle.ConstantTimeCompare(stored, key) != 1 {
+		return ErrBadShares
+	}
+	return nil
+}
+
+// recoveryKey decrypts seal/recovery-key with the Access.
+func (s *Seal) recoveryKey(ctx context.Context) ([]byte, error) {
+	rec, err := s.phys.Get(ctx, recoveryKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("seal: read recovery key: %w", err)
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("%w: seal/recovery-key is missing", ErrCorrupt)
+	}
+	key, err := s.access.Decrypt(ctx, rec, []byte(recoveryKeyPath))
+	if err != nil {
+		return nil, fmt.Errorf("seal: decrypt the recovery key: %w", err)
+	}
+	if len(key) != keySize {
+		clear(key)
+		return nil, fmt.Errorf("%w: seal/recovery-key", ErrCorrupt)
+	}
+	return key, nil
+}
+
+// VerifyKey checks a key combined from operators' shares: the unseal key
+// for Shamir (it must open the stored root key), the recovery key for an
+// auto seal. It returns ErrBadShares for a wrong key.
+func (s *Seal) VerifyKey(ctx context.Context, key []byte) error {
+	if len(key) != keySize {
+		return ErrBadShares
+	}
+	if s.access != nil {
+		return s.verifyRecoveryKey(ctx, key)
+	}
+	record, err := s.phys.Get(ctx, rootKeyPath)
+	if err != nil {
+		return fmt.Errorf("seal: read root key: %w", err)
+	}
+	if record == nil {
+		return ErrNotInitialized
+	}
+	rootKey, err := openRootKey(key, record)
+	clear(rootKey)
+	return err
+}
+
+// KeyShareLen is the length of one of the operators' key shares.
+func (s *Seal) KeyShareLen(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cfg, err := s.configLocked(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return shareLen(cfg.KeyShares()), nil
+}
+
 // Progress reports the current unseal attempt.
-func (s *Shamir) Progress() Progress {
+func (s *Seal) Progress() Progress {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.progressLocked()
 }
 
 // ResetUnseal discards the shares collected so far.
-func (s *Shamir) ResetUnseal() {
+func (s *Seal) ResetUnseal() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.resetLocked()
 }
 
-func (s *Shamir) progressLocked() Progress {
-	p := Progress{Sealed: s.barrier.Sealed(), Progress: len(s.shares), Nonce: s.nonce}
+func (s *Seal) progressLocked() Progress {
+	p := Progress{Sealed: s.barrier.Sealed()}
+	if s.unseal != nil {
+		p.Progress, p.Nonce = s.unseal.Progress(), s.unseal.Nonce()
+	}
 	if s.config != nil {
-		p.Threshold, p.Shares = s.config.SecretThreshold, s.config.SecretShares
+		p.Threshold, p.Shares = s.config.KeyThreshold(), s.config.KeyShares()
 	}
 	return p
 }
 
-func (s *Shamir) resetLocked() {
-	zeroAll(s.shares)
-	s.shares, s.nonce = nil, ""
+func (s *Seal) resetLocked() {
+	s.unseal.Reset()
+	s.unseal = nil
 }
 
 // configLocked returns the cached configuration, reading it if needed.
-func (s *Shamir) configLocked(ctx context.Context) (*Config, error) {
+func (s *Seal) configLocked(ctx context.Context) (*Config, error) {
 	if s.config != nil {
 		return s.config, nil
 	}
@@ -334,27 +660,23 @@ func (s *Shamir) configLocked(ctx context.Context) (*Config, error) {
 	return cfg, nil
 }
 
-// unsealLocked decrypts the root key with unsealKey and unseals the barrier.
-func (s *Shamir) unsealLocked(ctx context.Context, unsealKey []byte) error {
-	record, err := s.phys.Get(ctx, rootKeyPath)
-	if err != nil {
-		return fmt.Errorf("seal: read root key: %w", err)
-	}
-	if record == nil {
-		return ErrNotInitialized
-	}
-	rootKey, err := openRootKey(unsealKey, record)
-	if err != nil {
-		return err
-	}
-	defer clear(rootKey)
+// setConfig replaces the cached configuration after a rekey or migration.
+func (s *Seal) setConfig(cfg Config) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.config = &cfg
+	s.resetLocked()
+}
+
+// unsealBarrier hands the root key to the barrier.
+func (s *Seal) unsealBarrier(ctx context.Context, rootKey []byte) error {
 	if err := s.barrier.Unseal(ctx, rootKey); err != nil {
 		return fmt.Errorf("seal: unseal barrier: %w", err)
 	}
 	return nil
 }
 
-func (s *Shamir) readConfig(ctx context.Context) (*Config, error) {
+func (s *Seal) readConfig(ctx context.Context) (*Config, error) {
 	raw, err := s.phys.Get(ctx, configPath)
 	if err != nil {
 		return nil, fmt.Errorf("seal: read config: %w", err)
@@ -371,15 +693,6 @@ func (s *Shamir) readConfig(ctx context.Context) (*Config, error) {
 	}
 	cfg = cfg.withDefaults()
 	return &cfg, nil
-}
-
-// combine recovers the unseal key from shares. A single share is the unseal
-// key itself (the 1-of-1 configuration).
-func combine(shares [][]byte) ([]byte, error) {
-	if len(shares) == 1 {
-		return slices.Clone(shares[0]), nil
-	}
-	return shamir.Combine(shares)
 }
 
 // sealRootKey encrypts rootKey under unsealKey in the seal/root-key format.
@@ -436,22 +749,4 @@ func randomKey() ([]byte, error) {
 		return nil, fmt.Errorf("seal: generate key: %w", err)
 	}
 	return k, nil
-}
-
-// newNonce returns a random RFC 4122 version 4 UUID naming an unseal attempt.
-func newNonce() (string, error) {
-	var u [16]byte
-	if _, err := rand.Read(u[:]); err != nil {
-		return "", fmt.Errorf("seal: generate nonce: %w", err)
-	}
-	u[6] = u[6]&0x0f | 0x40 // version 4
-	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
-	h := hex.EncodeToString(u[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
-}
-
-func zeroAll(bs [][]byte) {
-	for _, b := range bs {
-		clear(b)
-	}
 }

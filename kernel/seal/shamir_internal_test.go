@@ -128,7 +128,10 @@ func TestSharesZeroed(t *testing.T) {
 	held := func() [][]byte {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return append([][]byte(nil), s.shares...)
+		if s.unseal == nil {
+			return nil
+		}
+		return append([][]byte(nil), s.unseal.shares...)
 	}
 	checkZero := func(what string, hs [][]byte) {
 		t.Helper()
@@ -196,7 +199,7 @@ func TestFormatRedacts(t *testing.T) {
 	}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x"} {
 		out := fmt.Sprintf(verb, s)
-		if out != "seal.Shamir{redacted}" {
+		if out != "seal.Seal{redacted}" {
 			t.Errorf("%s prints %s", verb, out)
 		}
 	}

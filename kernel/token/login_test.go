@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,6 +247,36 @@ func TestRenewalNeverMakesATokenPeriodic(t *testing.T) {
 		}
 		if r.Period != 0 || r.ExpireTime.After(e.CreationTime.Add(10*time.Minute)) {
 			t.Fatalf("renewal %d: period %v, expires %v (issued max 10m)", i, r.Period, r.ExpireTime.Sub(e.CreationTime))
+		}
+	}
+}
+
+// TestRevokedHookSeesEveryRevokedToken: the kernel learns of each token
+// a revocation deletes, descendants included, so it can revoke their leases.
+func TestRevokedHookSeesEveryRevokedToken(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	s, err := NewStore(ctx, logical.NewInmemStorage(), Options{Revoked: func(_ context.Context, h string) {
+		mu.Lock()
+		seen[h] = true
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, _ := s.Create(ctx, &Entry{Policies: []string{"dev"}})
+	child, _ := s.Create(ctx, &Entry{Policies: []string{"dev"}, Parent: parent.HashedID})
+	orphan, _ := s.Create(ctx, &Entry{Policies: []string{"dev"}})
+	if err := s.Revoke(ctx, parent); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeOrphan(ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
+	for name, e := range map[string]*Entry{"parent": parent, "child": child, "revoke-orphan": orphan} {
+		if !seen[e.HashedID] {
+			t.Errorf("%s: the Revoked hook was not called", name)
 		}
 	}
 }

@@ -44,7 +44,18 @@ func (s *Store) RevokeOrphan(ctx context.Context, e *Entry) error {
 	if err := s.orphanChildren(ctx, h); err != nil {
 		return err
 	}
-	return s.finalize(ctx, h, "")
+	if err := s.finalize(ctx, h, ""); err != nil {
+		return err
+	}
+	s.notifyRevoked(ctx, h)
+	return nil
+}
+
+// notifyRevoked tells the kernel a token is gone (see Options.Revoked).
+func (s *Store) notifyRevoked(ctx context.Context, h string) {
+	if s.revoked != nil {
+		s.revoked(ctx, h)
+	}
 }
 
 // orphanChildren clears Parent on every child of h and drops h's child index.
@@ -120,6 +131,7 @@ func (s *Store) revokeTree(ctx context.Context, root string) error {
 		if err := s.finalize(ctx, f.hashed, f.parent); err != nil {
 			return err
 		}
+		s.notifyRevoked(ctx, f.hashed)
 	}
 	return nil
 }

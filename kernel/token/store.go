@@ -63,6 +63,11 @@ type Options struct {
 	// whose TTL, MaxTTL and Period then apply, or an error that refuses
 	// the renewal. Nil means such tokens renew like any other.
 	RenewAuth func(ctx context.Context, e *Entry) (*logical.Auth, error)
+	// Revoked is called after a token is deleted (by revocation, expiry
+	// or the revocation of an ancestor), with its HashedID, outside any
+	// lock: the kernel revokes the token's leases there. Its errors are
+	// the callee's to handle (the lease manager retries).
+	Revoked func(ctx context.Context, hashedID string)
 }
 
 // withDefaults is the one place options are validated and defaulted.
@@ -98,6 +103,7 @@ type Store struct {
 	logger     *slog.Logger
 	backend    *framework.Backend
 	renewAuth  func(ctx context.Context, e *Entry) (*logical.Auth, error)
+	revoked    func(ctx context.Context, hashedID string)
 
 	// cache holds decoded entries; see entryCache.
 	cache *entryCache
@@ -143,6 +149,7 @@ func NewStore(ctx context.Context, view logical.Storage, opts Options) (*Store, 
 		maxTTL:     opts.MaxTTL,
 		logger:     opts.Logger,
 		renewAuth:  opts.RenewAuth,
+		revoked:    opts.Revoked,
 		revokeQ:    make(chan string, revokeQueueLen),
 		cache:      newEntryCache(),
 		nextDue:    0, // unknown: the first sweep lists the index
@@ -836,4 +843,12 @@ func (s *Store) Close() {
 	s.cache.m = map[string]*Entry{}
 	s.cache.gen++
 	s.cache.mu.Unlock()
+}
+
+// ExistsHashed reports whether a token entry with this HashedID is stored
+// (valid or not yet swept); the lease manager's tidy uses it to find leases
+// whose token is gone.
+func (s *Store) ExistsHashed(ctx context.Context, hashed string) (bool, error) {
+	e, err := s.get(ctx, hashed)
+	return e != nil, err
 }

@@ -1997,6 +1997,202 @@ func (x *StorageResult) GetError() *Error {
 	return nil
 }
 
+// InvalidateKeysArgs tells a WASM instance that storage keys changed
+// behind it: written by another instance of the same mount, or by the
+// kernel. One message carries every key queued since the instance's last
+// call.
+type InvalidateKeysArgs struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	Keys          []string               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvalidateKeysArgs) Reset() {
+	*x = InvalidateKeysArgs{}
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvalidateKeysArgs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvalidateKeysArgs) ProtoMessage() {}
+
+func (x *InvalidateKeysArgs) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvalidateKeysArgs.ProtoReflect.Descriptor instead.
+func (*InvalidateKeysArgs) Descriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *InvalidateKeysArgs) GetMountId() string {
+	if x != nil {
+		return x.MountId
+	}
+	return ""
+}
+
+func (x *InvalidateKeysArgs) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// HTTPRequest is an outbound HTTP request a WASM module asks the host to
+// make. The host makes it only to hosts the mount grants.
+type HTTPRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Method        string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	Url           string                 `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Headers       map[string]*Header     `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Body          []byte                 `protobuf:"bytes,4,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPRequest) Reset() {
+	*x = HTTPRequest{}
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPRequest) ProtoMessage() {}
+
+func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPRequest.ProtoReflect.Descriptor instead.
+func (*HTTPRequest) Descriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *HTTPRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *HTTPRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *HTTPRequest) GetHeaders() map[string]*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *HTTPRequest) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+// HTTPResponse answers an HTTPRequest: the response, or an error (refused,
+// unreachable, too large).
+type HTTPResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StatusCode    int32                  `protobuf:"varint,1,opt,name=status_code,json=statusCode,proto3" json:"status_code,omitempty"`
+	Headers       map[string]*Header     `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Body          []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	Error         *Error                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPResponse) Reset() {
+	*x = HTTPResponse{}
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPResponse) ProtoMessage() {}
+
+func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ward_plugin_v1_plugin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPResponse.ProtoReflect.Descriptor instead.
+func (*HTTPResponse) Descriptor() ([]byte, []int) {
+	return file_ward_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *HTTPResponse) GetStatusCode() int32 {
+	if x != nil {
+		return x.StatusCode
+	}
+	return 0
+}
+
+func (x *HTTPResponse) GetHeaders() map[string]*Header {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *HTTPResponse) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *HTTPResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_ward_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
@@ -2173,7 +2369,27 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x12\n" +
 	"\x04keys\x18\x03 \x03(\tR\x04keys\x12+\n" +
-	"\x05error\x18\x04 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error2\xd6\x02\n" +
+	"\x05error\x18\x04 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error\"C\n" +
+	"\x12InvalidateKeysArgs\x12\x19\n" +
+	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\tR\x04keys\"\xe3\x01\n" +
+	"\vHTTPRequest\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12B\n" +
+	"\aheaders\x18\x03 \x03(\v2(.ward.plugin.v1.HTTPRequest.HeadersEntryR\aheaders\x12\x12\n" +
+	"\x04body\x18\x04 \x01(\fR\x04body\x1aR\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.ward.plugin.v1.HeaderR\x05value:\x028\x01\"\x89\x02\n" +
+	"\fHTTPResponse\x12\x1f\n" +
+	"\vstatus_code\x18\x01 \x01(\x05R\n" +
+	"statusCode\x12C\n" +
+	"\aheaders\x18\x02 \x03(\v2).ward.plugin.v1.HTTPResponse.HeadersEntryR\aheaders\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\x12+\n" +
+	"\x05error\x18\x04 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error\x1aR\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
+	"\x05value\x18\x02 \x01(\v2\x16.ward.plugin.v1.HeaderR\x05value:\x028\x012\xd6\x02\n" +
 	"\aBackend\x12>\n" +
 	"\x04Info\x12\x1b.ward.plugin.v1.InfoRequest\x1a\x19.ward.plugin.v1.InfoReply\x12A\n" +
 	"\vOpenChannel\x12\x15.ward.plugin.v1.Empty\x1a\x1b.ward.plugin.v1.ChannelInfo\x12A\n" +
@@ -2194,7 +2410,7 @@ func file_ward_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_ward_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ward_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_ward_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_ward_plugin_v1_plugin_proto_goTypes = []any{
 	(StorageCall_Op)(0),        // 0: ward.plugin.v1.StorageCall.Op
 	(*Empty)(nil),              // 1: ward.plugin.v1.Empty
@@ -2224,24 +2440,29 @@ var file_ward_plugin_v1_plugin_proto_goTypes = []any{
 	(*StorageCall)(nil),        // 25: ward.plugin.v1.StorageCall
 	(*StorageOp)(nil),          // 26: ward.plugin.v1.StorageOp
 	(*StorageResult)(nil),      // 27: ward.plugin.v1.StorageResult
-	nil,                        // 28: ward.plugin.v1.SetupRequest.ConfigEntry
-	nil,                        // 29: ward.plugin.v1.Request.HeadersEntry
-	nil,                        // 30: ward.plugin.v1.Auth.MetadataEntry
-	nil,                        // 31: ward.plugin.v1.Alias.MetadataEntry
+	(*InvalidateKeysArgs)(nil), // 28: ward.plugin.v1.InvalidateKeysArgs
+	(*HTTPRequest)(nil),        // 29: ward.plugin.v1.HTTPRequest
+	(*HTTPResponse)(nil),       // 30: ward.plugin.v1.HTTPResponse
+	nil,                        // 31: ward.plugin.v1.SetupRequest.ConfigEntry
+	nil,                        // 32: ward.plugin.v1.Request.HeadersEntry
+	nil,                        // 33: ward.plugin.v1.Auth.MetadataEntry
+	nil,                        // 34: ward.plugin.v1.Alias.MetadataEntry
+	nil,                        // 35: ward.plugin.v1.HTTPRequest.HeadersEntry
+	nil,                        // 36: ward.plugin.v1.HTTPResponse.HeadersEntry
 }
 var file_ward_plugin_v1_plugin_proto_depIdxs = []int32{
-	28, // 0: ward.plugin.v1.SetupRequest.config:type_name -> ward.plugin.v1.SetupRequest.ConfigEntry
+	31, // 0: ward.plugin.v1.SetupRequest.config:type_name -> ward.plugin.v1.SetupRequest.ConfigEntry
 	17, // 1: ward.plugin.v1.SetupReply.error:type_name -> ward.plugin.v1.Error
 	7,  // 2: ward.plugin.v1.SetupReply.special_paths:type_name -> ward.plugin.v1.Paths
 	8,  // 3: ward.plugin.v1.SetupReply.schema:type_name -> ward.plugin.v1.Schema
 	9,  // 4: ward.plugin.v1.Schema.paths:type_name -> ward.plugin.v1.PathSchema
 	10, // 5: ward.plugin.v1.PathSchema.fields:type_name -> ward.plugin.v1.FieldInfo
-	29, // 6: ward.plugin.v1.Request.headers:type_name -> ward.plugin.v1.Request.HeadersEntry
+	32, // 6: ward.plugin.v1.Request.headers:type_name -> ward.plugin.v1.Request.HeadersEntry
 	14, // 7: ward.plugin.v1.Request.auth:type_name -> ward.plugin.v1.Auth
 	13, // 8: ward.plugin.v1.Request.secret:type_name -> ward.plugin.v1.Secret
-	30, // 9: ward.plugin.v1.Auth.metadata:type_name -> ward.plugin.v1.Auth.MetadataEntry
+	33, // 9: ward.plugin.v1.Auth.metadata:type_name -> ward.plugin.v1.Auth.MetadataEntry
 	15, // 10: ward.plugin.v1.Auth.alias:type_name -> ward.plugin.v1.Alias
-	31, // 11: ward.plugin.v1.Alias.metadata:type_name -> ward.plugin.v1.Alias.MetadataEntry
+	34, // 11: ward.plugin.v1.Alias.metadata:type_name -> ward.plugin.v1.Alias.MetadataEntry
 	13, // 12: ward.plugin.v1.Response.secret:type_name -> ward.plugin.v1.Secret
 	14, // 13: ward.plugin.v1.Response.auth:type_name -> ward.plugin.v1.Auth
 	12, // 14: ward.plugin.v1.HandleRequestArgs.request:type_name -> ward.plugin.v1.Request
@@ -2256,22 +2477,27 @@ var file_ward_plugin_v1_plugin_proto_depIdxs = []int32{
 	0,  // 23: ward.plugin.v1.StorageCall.op:type_name -> ward.plugin.v1.StorageCall.Op
 	26, // 24: ward.plugin.v1.StorageCall.ops:type_name -> ward.plugin.v1.StorageOp
 	17, // 25: ward.plugin.v1.StorageResult.error:type_name -> ward.plugin.v1.Error
-	11, // 26: ward.plugin.v1.Request.HeadersEntry.value:type_name -> ward.plugin.v1.Header
-	2,  // 27: ward.plugin.v1.Backend.Info:input_type -> ward.plugin.v1.InfoRequest
-	1,  // 28: ward.plugin.v1.Backend.OpenChannel:input_type -> ward.plugin.v1.Empty
-	5,  // 29: ward.plugin.v1.Backend.Setup:input_type -> ward.plugin.v1.SetupRequest
-	20, // 30: ward.plugin.v1.Backend.InvalidateKey:input_type -> ward.plugin.v1.InvalidateKeyArgs
-	4,  // 31: ward.plugin.v1.Backend.Cleanup:input_type -> ward.plugin.v1.MountRef
-	3,  // 32: ward.plugin.v1.Backend.Info:output_type -> ward.plugin.v1.InfoReply
-	21, // 33: ward.plugin.v1.Backend.OpenChannel:output_type -> ward.plugin.v1.ChannelInfo
-	6,  // 34: ward.plugin.v1.Backend.Setup:output_type -> ward.plugin.v1.SetupReply
-	1,  // 35: ward.plugin.v1.Backend.InvalidateKey:output_type -> ward.plugin.v1.Empty
-	1,  // 36: ward.plugin.v1.Backend.Cleanup:output_type -> ward.plugin.v1.Empty
-	32, // [32:37] is the sub-list for method output_type
-	27, // [27:32] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	35, // 26: ward.plugin.v1.HTTPRequest.headers:type_name -> ward.plugin.v1.HTTPRequest.HeadersEntry
+	36, // 27: ward.plugin.v1.HTTPResponse.headers:type_name -> ward.plugin.v1.HTTPResponse.HeadersEntry
+	17, // 28: ward.plugin.v1.HTTPResponse.error:type_name -> ward.plugin.v1.Error
+	11, // 29: ward.plugin.v1.Request.HeadersEntry.value:type_name -> ward.plugin.v1.Header
+	11, // 30: ward.plugin.v1.HTTPRequest.HeadersEntry.value:type_name -> ward.plugin.v1.Header
+	11, // 31: ward.plugin.v1.HTTPResponse.HeadersEntry.value:type_name -> ward.plugin.v1.Header
+	2,  // 32: ward.plugin.v1.Backend.Info:input_type -> ward.plugin.v1.InfoRequest
+	1,  // 33: ward.plugin.v1.Backend.OpenChannel:input_type -> ward.plugin.v1.Empty
+	5,  // 34: ward.plugin.v1.Backend.Setup:input_type -> ward.plugin.v1.SetupRequest
+	20, // 35: ward.plugin.v1.Backend.InvalidateKey:input_type -> ward.plugin.v1.InvalidateKeyArgs
+	4,  // 36: ward.plugin.v1.Backend.Cleanup:input_type -> ward.plugin.v1.MountRef
+	3,  // 37: ward.plugin.v1.Backend.Info:output_type -> ward.plugin.v1.InfoReply
+	21, // 38: ward.plugin.v1.Backend.OpenChannel:output_type -> ward.plugin.v1.ChannelInfo
+	6,  // 39: ward.plugin.v1.Backend.Setup:output_type -> ward.plugin.v1.SetupReply
+	1,  // 40: ward.plugin.v1.Backend.InvalidateKey:output_type -> ward.plugin.v1.Empty
+	1,  // 41: ward.plugin.v1.Backend.Cleanup:output_type -> ward.plugin.v1.Empty
+	37, // [37:42] is the sub-list for method output_type
+	32, // [32:37] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_ward_plugin_v1_plugin_proto_init() }
@@ -2293,7 +2519,7 @@ func file_ward_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ward_plugin_v1_plugin_proto_rawDesc), len(file_ward_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   31,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

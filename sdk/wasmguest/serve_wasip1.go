@@ -1,0 +1,301 @@
+//go:build wasip1
+
+package wasmguest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+	_ "unsafe" // go:linkname
+
+	"github.com/wardproject/ward/sdk/logical"
+	"github.com/wardproject/ward/sdk/wasmguest/abi"
+	"github.com/wardproject/ward/sdk/wasmguest/internal/hostcall"
+)
+
+// The module's state: one instance serves one mount, one call at a time
+// (the host guarantees it), so no locks.
+var (
+	opts        *ServeOpts
+	mainStarted bool
+	backend     logical.Backend
+	storage     = &hostStorage{}
+	outBuf      []byte
+)
+
+// Serve records the plugin the module serves. It returns at once: the host
+// drives the module through its exports.
+func Serve(o ServeOpts) {
+	if o.Factory == nil {
+		panic("wasmguest: ServeOpts.Factory is required")
+	}
+	opts = &o
+}
+
+//go:linkname mainMain main.main
+func mainMain()
+
+//go:wasmexport ward_abi_v1
+func abiVersion() int32 { return abi.Minor }
+
+//go:wasmexport ward_call
+func wardCall(op int32, inLen int32) int32 {
+	if opts == nil && !mainStarted {
+		mainStarted = true
+		mainMain()
+	}
+	if opts == nil {
+		hostcall.Log(abi.LogError, "wasmguest.Serve was not called by main or an init function")
+		return int32(abi.StatusNotSetUp)
+	}
+	defer hostcall.Release()
+	in := hostcall.Input(inLen)
+	var st abi.Status
+	switch abi.Op(op) {
+	case abi.OpInfo:
+		outBuf = abi.AppendInfo(outBuf[:0], &abi.Info{Name: opts.Name, Type: opts.Type, Version: opts.Version,
+			SDKVersion: SDKVersion, Capabilities: opts.Capabilities})
+	case abi.OpSetup:
+		st = setup(in)
+	case abi.OpRequest:
+		st = request(in)
+	case abi.OpInvalidate:
+		st = invalidate(in)
+	case abi.OpCleanup:
+		st = cleanup()
+	default:
+		return int32(abi.StatusUnknownOp)
+	}
+	if st != abi.StatusOK {
+		return int32(st)
+	}
+	st = hostcall.Output(outBuf)
+	if cap(outBuf) > 64<<10 {
+		outBuf = nil
+	}
+	return int32(st)
+}
+
+// recoverAs turns a panic in plugin code into an internal error, as
+// sdk/plugin does: the value (which may hold secret data) is not returned;
+// the stack goes to the host's log.
+func recoverAs(err *error, what string) {
+	if r := recover(); r != nil {
+		hostcall.Log(abi.LogError, "plugin panicked during "+what+"\n"+string(debug.Stack()))
+		*err = fmt.Errorf("plugin panicked during %s", what)
+	}
+}
+
+func setup(in []byte) abi.Status {
+	a, err := abi.DecodeSetupArgs(in)
+	if err != nil {
+		return abi.StatusBadMessage
+	}
+	res := &abi.SetupResult{}
+	func() {
+		defer recoverAs(&res.Err, "setup")
+		ctx := context.Background()
+		b, err := opts.Factory(ctx, &logical.BackendConfig{StorageView: storage, Config: a.Config,
+			MountPoint: a.MountPoint, MountType: a.MountType, Logger: logger{}})
+		if err == nil {
+			err = b.Initialize(ctx)
+		}
+		if err != nil {
+			res.Err = err
+			return
+		}
+		if backend != nil {
+			backend.Cleanup(ctx)
+		}
+		backend = b
+		res.SpecialPaths = b.SpecialPaths()
+		if res.SpecialPaths == nil {
+			res.SpecialPaths = &logical.Paths{}
+		}
+		res.Schema = b.Schema()
+		res.Type = b.Type()
+	}()
+	outBuf = abi.AppendSetupResult(outBuf[:0], res)
+	return abi.StatusOK
+}
+
+func request(in []byte) abi.Status {
+	if backend == nil {
+		return abi.StatusNotSetUp
+	}
+	args, err := abi.DecodeRequestArgs(in)
+	var reply abi.Reply
+	if err != nil {
+		reply.Err = err
+	} else {
+		reply = serve(args)
+	}
+	outBuf, err = abi.AppendReply(outBuf[:0], &reply)
+	if err != nil {
+		outBuf, _ = abi.AppendReply(outBuf[:0], &abi.Reply{Err: fmt.Errorf("encode response: %w", err)})
+	}
+	return abi.StatusOK
+}
+
+func serve(args *abi.RequestArgs) (reply abi.Reply) {
+	defer recoverAs(&reply.Err, "request")
+	ctx := context.Background()
+	if args.Deadline > 0 {
+		ctx = deadlineCtx{Context: ctx, deadline: time.Unix(0, args.Deadline)}
+	}
+	req := args.Request
+	if req == nil {
+		req = &logical.Request{}
+	}
+	req.Storage = storage
+	if args.ExistenceCheck {
+		ec, ok := backend.(logical.ExistenceChecker)
+		if !ok {
+			return abi.Reply{NilResponse: true}
+		}
+		found, exists, err := ec.HandleExistenceCheck(ctx, req)
+		if err != nil {
+			return abi.Reply{Err: err}
+		}
+		return abi.Reply{NilResponse: true, CheckFound: found, Exists: exists}
+	}
+	resp, err := backend.HandleRequest(ctx, req)
+	if err != nil {
+		return abi.Reply{Err: err}
+	}
+	if resp == nil {
+		return abi.Reply{NilResponse: true}
+	}
+	return abi.Reply{Response: resp}
+}
+
+func invalidate(in []byte) (st abi.Status) {
+	_, keys, err := abi.DecodeInvalidateKeys(in)
+	if err != nil {
+		return abi.StatusBadMessage
+	}
+	if backend != nil {
+		defer func() {
+			var err error
+			recoverAs(&err, "invalidate")
+		}()
+		ctx := context.Background()
+		for _, k := range keys {
+			backend.InvalidateKey(ctx, k)
+		}
+	}
+	outBuf = outBuf[:0]
+	return abi.StatusOK
+}
+
+func cleanup() abi.Status {
+	if backend != nil {
+		defer func() {
+			var err error
+			recoverAs(&err, "cleanup")
+		}()
+		b := backend
+		backend = nil
+		b.Cleanup(context.Background())
+	}
+	outBuf = outBuf[:0]
+	return abi.StatusOK
+}
+
+// deadlineCtx carries the request's deadline without a timer: the host
+// stops the call at the deadline, so nothing in the guest needs waking.
+// Done is nil (nothing ever closes it); Err reports the deadline once past.
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c deadlineCtx) Err() error {
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// hostStorage is the mount's storage view seen from the module: every
+// call goes to the host, which confines it to the mount.
+type hostStorage struct{}
+
+var _ logical.BatchStorage = (*hostStorage)(nil)
+
+func (*hostStorage) do(c *abi.StorageCall) (*abi.StorageResult, error) {
+	res, err := hostcall.Storage(abi.AppendStorageCall(hostcall.Scratch(), c))
+	if err != nil {
+		return nil, err
+	}
+	r, err := abi.DecodeStorageResult(res)
+	if err != nil {
+		return nil, errors.New("storage: malformed answer from the host")
+	}
+	if r.Err != nil {
+		return nil, r.Err
+	}
+	return r, nil
+}
+
+func (s *hostStorage) Get(_ context.Context, key string) (*logical.StorageEntry, error) {
+	r, err := s.do(&abi.StorageCall{Op: abi.StorageGet, Key: key})
+	if err != nil || !r.Found {
+		return nil, err
+	}
+	return &logical.StorageEntry{Key: key, Value: r.Value}, nil
+}
+
+func (s *hostStorage) Put(_ context.Context, e *logical.StorageEntry) error {
+	_, err := s.do(&abi.StorageCall{Op: abi.StoragePut, Key: e.Key, Value: e.Value})
+	return err
+}
+
+func (s *hostStorage) Delete(_ context.Context, key string) error {
+	_, err := s.do(&abi.StorageCall{Op: abi.StorageDelete, Key: key})
+	return err
+}
+
+func (s *hostStorage) List(_ context.Context, prefix string) ([]string, error) {
+	r, err := s.do(&abi.StorageCall{Op: abi.StorageList, Key: prefix})
+	if err != nil {
+		return nil, err
+	}
+	return r.Keys, nil
+}
+
+// Batch implements logical.BatchStorage: one host call, one atomic commit.
+func (s *hostStorage) Batch(_ context.Context, ops []logical.StorageOp) error {
+	_, err := s.do(&abi.StorageCall{Op: abi.StorageBatch, Ops: ops})
+	return err
+}
+
+// logger sends log lines to the host, which tags them with the mount.
+type logger struct{}
+
+func (l logger) log(level int32, msg string, args []any) {
+	if len(args) == 0 {
+		hostcall.Log(level, msg)
+		return
+	}
+	var sb strings.Builder
+	sb.WriteString(msg)
+	for i := 0; i < len(args); i += 2 {
+		if i+1 < len(args) {
+			fmt.Fprintf(&sb, " %v=%v", args[i], args[i+1])
+		} else {
+			fmt.Fprintf(&sb, " %v", args[i])
+		}
+	}
+	hostcall.Log(level, sb.String())
+}
+
+func (l logger) Debug(msg string, args ...any) { l.log(abi.LogDebug, msg, args) }
+func (l logger) Info(msg string, args ...any)  { l.log(abi.LogInfo, msg, args) }
+func (l logger) Warn(msg string, args ...any)  { l.log(abi.LogWarn, msg, args) }
+func (l logger) Error(msg string, args ...any) { l.log(abi.LogError, msg, args) }
