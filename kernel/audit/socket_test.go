@@ -147,7 +147,9 @@ func TestSocketClosedListenerDoesNotBlock(t *testing.T) {
 			t.Fatalf("Log %d: %v", i, err)
 		}
 	}
-	if el := time.Since(start); el > 2*time.Second {
+	// Waiting on the dead collector would cost a dial per Log; 2000 Logs
+	// that never wait take milliseconds, even under -race on a busy machine.
+	if el := time.Since(start); el > 10*time.Second {
 		t.Fatalf("2000 Logs took %v", el)
 	}
 	st := d.Stats()
@@ -156,7 +158,7 @@ func TestSocketClosedListenerDoesNotBlock(t *testing.T) {
 	}
 	start = time.Now()
 	d.Close()
-	if el := time.Since(start); el > 3*time.Second {
+	if el := time.Since(start); el > 10*time.Second {
 		t.Fatalf("Close took %v", el)
 	}
 }
