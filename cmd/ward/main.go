@@ -101,6 +101,11 @@ func commands() map[string]cli.CommandFactory {
 		"token renew":  &tokenRenewCommand{},
 		"token revoke": &tokenRevokeCommand{},
 
+		"lease":        leaseGroup,
+		"lease lookup": &leaseLookupCommand{},
+		"lease renew":  &leaseRenewCommand{},
+		"lease revoke": &leaseRevokeCommand{},
+
 		"audit":         auditGroup,
 		"audit list":    &auditListCommand{},
 		"audit enable":  &auditEnableCommand{},

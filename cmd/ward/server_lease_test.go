@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +18,10 @@ func TestDatabaseLeasesThroughTheAPI(t *testing.T) {
 	ctx := context.Background()
 	pg := pgtest.New(t)
 	admin, adminPW := pg.NewSuperuser(t)
-	_, root := devServer(t, serverOpts{})
+	srv, root := devServer(t, serverOpts{})
+	isolateEnv(t)
+	t.Setenv("VAULT_ADDR", srv.addr)
+	t.Setenv("VAULT_TOKEN", "root")
 	if err := root.Sys().Mount("database", &api.MountInput{Type: "database"}); err != nil {
 		t.Fatal(err)
 	}
@@ -60,10 +64,16 @@ func TestDatabaseLeasesThroughTheAPI(t *testing.T) {
 	}
 	conn.Close(ctx)
 
-	// Look up, renew, revoke.
+	// Look up, renew, revoke (the CLI looks up and renews).
 	l, err := root.Logical().Write("sys/leases/lookup", map[string]any{"lease_id": s.LeaseID})
 	if err != nil || l.Data["id"] != s.LeaseID {
 		t.Fatalf("lookup: %v %v", l, err)
+	}
+	if r := ward(t, "", "lease", "lookup", "-field=renewable", s.LeaseID); r.code != 0 || strings.TrimSpace(r.stdout) != "true" {
+		t.Fatalf("ward lease lookup: %+v", r)
+	}
+	if r := ward(t, "", "lease", "renew", "-increment=15m", s.LeaseID); r.code != 0 || !strings.Contains(r.stdout, "lease_duration") {
+		t.Fatalf("ward lease renew: %+v", r)
 	}
 	r, err := root.Sys().Renew(s.LeaseID, 600)
 	if err != nil || r == nil || r.LeaseDuration < 590 || r.LeaseDuration > 600 {
@@ -96,6 +106,18 @@ func TestDatabaseLeasesThroughTheAPI(t *testing.T) {
 	}
 	if exists(s2.Data["username"].(string)) {
 		t.Fatal("the PostgreSQL role survived the revocation of the token that created it")
+	}
+
+	// The CLI revokes by prefix.
+	s4, err := root.Logical().Read("database/creds/ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := ward(t, "", "lease", "revoke", "-prefix", "database/creds/ro"); r.code != 0 {
+		t.Fatalf("ward lease revoke -prefix: %+v", r)
+	}
+	if exists(s4.Data["username"].(string)) {
+		t.Fatal("the PostgreSQL role survived ward lease revoke -prefix")
 	}
 
 	// Expiry revokes too (default_ttl 2s).
