@@ -31,7 +31,9 @@ vet:
 ## bench: KV v2 and AppRole logins over HTTP (32 clients), plugin round trip, storage, barrier, tokens, policies
 bench: build
 	$(GO) test -run '^$$' -bench PluginRoundTrip -benchtime 20000x ./kernel/plugin/
-	$(GO) test -run '^$$' -bench . -benchtime 2s -benchmem ./kernel/barrier/ ./kernel/storage/pebble/ ./kernel/token/ ./kernel/policy/ ./plugins/secrets/kv/ ./plugins/auth/approle/
+	$(GO) test -run '^$$' -bench . -benchtime 2s -benchmem ./kernel/barrier/ ./kernel/storage/pebble/ ./kernel/token/ ./kernel/policy/ ./plugins/secrets/kv/ ./plugins/auth/approle/ ./kernel/seal/
+	$(GO) test -run '^$$' -bench 'Register|Renew|Expiry' -benchtime 2s -benchmem ./kernel/lease/
+	$(GO) test -run '^$$' -bench 'Unseal' -benchtime 1x ./kernel/lease/
 	$(GO) run ./cmd/wardbench -ward ./$(BIN) -clients 32 -duration 10s
 
 ## proto: regenerate protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)

@@ -231,7 +231,7 @@ func (c *Core) migrationSource(ctx context.Context) (*seal.Seal, error) {
 	case c.migrateFrom.Describe():
 		return c.migrateFrom, nil
 	}
-	return nil, fmt.Errorf("%w: storage is sealed by %s; the configuration has %s and (disabled) %s",
+	return nil, fmt.Errorf("%w: it is sealed by %s; the configuration has %s and (disabled) %s",
 		seal.ErrWrongSeal, stored, c.seal.Describe(), c.migrateFrom.Describe())
 }
 
@@ -465,6 +465,9 @@ func (c *Core) unseal(ctx context.Context, share []byte, migrate bool) (*SealSta
 		return nil, ErrNotInitialized
 	}
 	from, err := c.migrationSource(ctx)
+	if errors.Is(err, seal.ErrWrongSeal) {
+		return nil, logical.InvalidRequest("%s", err.Error())
+	}
 	if err != nil {
 		return nil, err
 	}

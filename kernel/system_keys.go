@@ -150,7 +150,7 @@ func (m *keyManager) checkRotation(ctx context.Context) {
 	if reason != "" {
 		newTerm, err := m.rotate(ctx)
 		if err != nil {
-			if ctx.Err() == nil {
+			if ctx.Err() == nil && !errors.Is(err, ErrSealed) && !errors.Is(err, barrier.ErrSealed) {
 				m.core.logger.Error("automatic barrier key rotation failed", "reason", reason, "error", err)
 			}
 			return
@@ -584,6 +584,13 @@ func (s *system) rekeyUpdate(target string) framework.OperationFunc {
 			return nil, err
 		}
 		defer clear(share)
+		// opMu before m.mu (the order rotate and startReencrypt use), so
+		// a seal waits for a rekey being written.
+		done, err := s.begin()
+		if err != nil {
+			return nil, err
+		}
+		defer done()
 		m := s.u.keys
 		m.mu.Lock()
 		defer m.mu.Unlock()
@@ -609,11 +616,6 @@ func (s *system) rekeyUpdate(target string) framework.OperationFunc {
 		if err := s.core.seal.VerifyKey(ctx, key); err != nil {
 			return nil, shareError(err)
 		}
-		done, err := s.begin()
-		if err != nil {
-			return nil, err
-		}
-		defer done()
 		var keys [][]byte
 		if target == rekeyRecovery {
 			keys, err = s.core.seal.RekeyRecovery(ctx, a.shares, a.threshold)

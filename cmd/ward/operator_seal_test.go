@@ -299,6 +299,14 @@ func TestSealMigrationShamirHSMShamir(t *testing.T) {
 	checkSecrets(t, ts.client(rootToken), want)
 	ts.stop()
 
+	// Dropping the stanza instead of disabling it: refused, naming both.
+	ts = startSealServer(t, dir)
+	if _, err := ts.client("").Sys().Unseal(keys[0]); statusOf(t, err) != 400 ||
+		!strings.Contains(err.Error(), `sealed by pkcs11, the configuration has shamir`) || !strings.Contains(err.Error(), `disabled = "true"`) {
+		t.Fatalf("unseal with the seal stanza removed: %v", err)
+	}
+	ts.stop()
+
 	// Back to Shamir: the stanza stays, disabled; the recovery keys (the
 	// old unseal keys) migrate.
 	ts = startSealServer(t, dir, h.stanza(true))
@@ -551,4 +559,55 @@ func flipHex(s string) []byte {
 		b[4] = '0'
 	}
 	return b
+}
+
+// TestHSMRecoveryRekeyAndRootRotation rekeys the recovery keys of an
+// HSM-sealed server through OpenBao's sys/rotate/recovery endpoints and
+// rotates its root key; restarts still auto-unseal.
+func TestHSMRecoveryRekeyAndRootRotation(t *testing.T) {
+	h := newHSMToken(t)
+	dir := t.TempDir()
+	ts := startSealServer(t, dir, h.stanza(false))
+	init, err := ts.client("").Sys().Init(&api.InitRequest{RecoveryShares: 3, RecoveryThreshold: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := ts.client(init.RootToken)
+	want := writeSecrets(t, root, "app", 2)
+
+	// Unseal keys do not exist: a barrier rekey must be 1/1.
+	if _, err := root.Sys().RekeyInit(&api.RekeyInitRequest{SecretShares: 3, SecretThreshold: 2}); statusOf(t, err) != 400 {
+		t.Fatalf("barrier rekey 3/2 on an HSM seal: %v", err)
+	}
+	st, err := root.Sys().RotateRecoveryInit(&api.RotateInitRequest{SecretShares: 5, SecretThreshold: 3})
+	if err != nil || st == nil || !st.Started || st.Required != 2 || st.N != 5 {
+		t.Fatalf("recovery rekey init: %+v %v", st, err)
+	}
+	if _, err := root.Sys().RotateRecoveryUpdate(init.RecoveryKeys[1], st.Nonce); err != nil {
+		t.Fatal(err)
+	}
+	up, err := root.Sys().RotateRecoveryUpdate(init.RecoveryKeys[2], st.Nonce)
+	if err != nil || up == nil || !up.Complete || len(up.Keys) != 5 {
+		t.Fatalf("recovery rekey: %+v %v", up, err)
+	}
+	// The root key rotates with no shares (sudo).
+	if err := root.Sys().RotateRoot(); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().Seal(); err != nil {
+		t.Fatal(err)
+	}
+	anon := ts.client("")
+	for i, k := range []string{up.Keys[0], up.Keys[3], up.Keys[4]} {
+		if st, err := anon.Sys().Unseal(k); err != nil || st.Sealed != (i < 2) {
+			t.Fatalf("new recovery key %d: %+v %v", i, st, err)
+		}
+	}
+	checkSecrets(t, root, want)
+	ts.stop()
+	ts = startSealServer(t, dir, h.stanza(false))
+	if st, _ := ts.client("").Sys().SealStatus(); st.Sealed || st.N != 5 || st.T != 3 {
+		t.Fatalf("restart after rekeys: %+v", st)
+	}
+	checkSecrets(t, ts.client(init.RootToken), want)
 }

@@ -29,7 +29,7 @@ import (
 // one. If anything fails, the barrier is sealed again and storage is as it
 // was. The root key itself does not change, so no data is re-encrypted.
 func Migrate(ctx context.Context, from, to *Seal, share []byte) (Progress, error) {
-	if (from.access == nil) == (to.access == nil) && from.access == nil {
+	if from.access == nil && to.access == nil {
 		return Progress{}, fmt.Errorf("%w: migrating from shamir to shamir", ErrInvalidConfig)
 	}
 	from.mu.Lock()

@@ -350,7 +350,10 @@ func (p *PKCS11) run(ctx context.Context, needKey bool, fn func(*p11session) err
 			p.release(s, true)
 			return err
 		case errSession:
+			// When an HSM drops one session it has usually dropped them
+			// all: the idle ones go too, rather than fail one by one.
 			p.release(s, false)
+			p.dropIdle(s.gen)
 		case errKey:
 			p.release(s, true)
 			p.forgetKeys(s.gen)
@@ -375,7 +378,7 @@ func (p *PKCS11) acquire(needKey bool) (*p11session, error) {
 			return nil, err
 		}
 	} else if p.reconnect {
-		slot, err := p.findSlot(p.mod)
+		slot, err := p.findSlot(p.mod, p.inUse == 0)
 		if err != nil {
 			return nil, err
 		}
@@ -436,6 +439,15 @@ func (p *PKCS11) release(s *p11session, keep bool) {
 	p.releaseModuleIfUnusedLocked()
 }
 
+// dropIdle closes the idle sessions of generation gen.
+func (p *PKCS11) dropIdle(gen uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if gen == p.gen {
+		p.closeIdleLocked()
+	}
+}
+
 // forgetKeys drops cached key handles so the next operation looks them up.
 func (p *PKCS11) forgetKeys(gen uint64) {
 	p.mu.Lock()
@@ -485,7 +497,7 @@ func (p *PKCS11) connectLocked() error {
 	if err != nil {
 		return err
 	}
-	slot, err := p.findSlot(mod)
+	slot, err := p.findSlot(mod, p.inUse == 0)
 	if err != nil {
 		mod.release()
 		return err
@@ -494,7 +506,10 @@ func (p *PKCS11) connectLocked() error {
 	return nil
 }
 
-func (p *PKCS11) findSlot(mod *module) (uint, error) {
+// findSlot finds the configured token's slot. mayReinit allows
+// initialising the module again to rescan tokens (only when none of our
+// sessions is in use).
+func (p *PKCS11) findSlot(mod *module, mayReinit bool) (uint, error) {
 	if p.cfg.Slot != nil {
 		if _, err := mod.ctx.GetTokenInfo(*p.cfg.Slot); err != nil {
 			return 0, fmt.Errorf("%w: pkcs11 seal: no usable token in slot %d: %v", ErrSealUnavailable, *p.cfg.Slot, err)
@@ -519,7 +534,7 @@ func (p *PKCS11) findSlot(mod *module) (uint, error) {
 		// Some modules (SoftHSM2) only see tokens created since they
 		// were initialised after initialising again, which is only safe
 		// when nobody else uses the module.
-		if attempt > 0 || !mod.reinitIfSole() {
+		if attempt > 0 || !mayReinit || !mod.reinitIfSole() {
 			return 0, fmt.Errorf("%w: pkcs11 seal: no token labelled %q in %s", ErrSealUnavailable, p.cfg.TokenLabel, p.cfg.Lib)
 		}
 	}

@@ -4,10 +4,12 @@ package seal_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"maps"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wardproject/ward/kernel/barrier"
@@ -240,6 +242,28 @@ func TestPKCS11SessionsRecover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Concurrent use of the pool (run with -race), which fills it.
+	hammer := func() {
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 10 {
+					b, err := a.Encrypt(ctx, []byte("x"), nil)
+					if err == nil {
+						_, err = a.Decrypt(ctx, b, nil)
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	hammer()
 	// The HSM drops every session (and the login with them).
 	f.hsm.CloseAllSessions(t, f.token, f.pin)
 	pt, err := a.Decrypt(ctx, blob, []byte("aad"))
@@ -249,25 +273,8 @@ func TestPKCS11SessionsRecover(t *testing.T) {
 	if _, err := a.Decrypt(ctx, blob, []byte("other aad")); !errors.Is(err, seal.ErrSealDecrypt) {
 		t.Fatalf("wrong aad: %v", err)
 	}
-	// Concurrent use of the pool (run with -race).
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 10 {
-				b, err := a.Encrypt(ctx, []byte("x"), nil)
-				if err == nil {
-					_, err = a.Decrypt(ctx, b, nil)
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	f.hsm.CloseAllSessions(t, f.token, f.pin)
+	hammer()
 	if s := fmtString(a); strings.Contains(s, f.pin) || !strings.Contains(s, "pin=redacted") {
 		t.Fatalf("formatting shows the PIN: %s", s)
 	}
@@ -489,5 +496,66 @@ func BenchmarkPKCS11Decrypt(b *testing.B) {
 		if _, err := a.Decrypt(ctx, blob, []byte("aad")); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// flakyBatch fails every Batch while fail is set.
+type flakyBatch struct {
+	storage.Backend
+	fail atomic.Bool
+}
+
+func (f *flakyBatch) Batch(ctx context.Context, ops []storage.Op) error {
+	if f.fail.Load() {
+		return errors.New("injected: power cut before the batch")
+	}
+	return f.Backend.Batch(ctx, ops)
+}
+
+// TestMigrationCrashLeavesOldSeal: a migration whose batch never lands
+// leaves storage exactly as it was, sealed; running it again succeeds.
+func TestMigrationCrashLeavesOldSeal(t *testing.T) {
+	f := newHSM(t, seal.MechanismAESGCM)
+	phys := &flakyBatch{Backend: f.phys}
+	b := barrier.New(phys)
+	b.SetSealWrap(nil, wrapPrefixes...)
+	sh := seal.NewShamir(phys, b)
+	shares, err := sh.Initialize(ctx, seal.Config{SecretShares: 3, SecretThreshold: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh.Unseal(ctx, shares[0])
+	sh.Unseal(ctx, shares[1])
+	if err := b.Put(ctx, "sys/token/salt", []byte("salt")); err != nil {
+		t.Fatal(err)
+	}
+	b.Seal()
+	before := dump(t, phys)
+
+	a, _ := seal.NewPKCS11(f.cfg)
+	defer a.Close()
+	b = barrier.New(phys)
+	b.SetSealWrap(nil, wrapPrefixes...)
+	from, to := seal.NewShamir(phys, b), seal.NewAuto(phys, b, a)
+	phys.fail.Store(true)
+	seal.Migrate(ctx, from, to, shares[2])
+	if _, err := seal.Migrate(ctx, from, to, shares[0]); err == nil || !b.Sealed() {
+		t.Fatalf("migration with a failing batch: %v, sealed=%v", err, b.Sealed())
+	}
+	if after := dump(t, phys); !maps.EqualFunc(before, after, bytes.Equal) {
+		t.Fatal("a failed migration changed storage")
+	}
+	// Still a Shamir store: the old keys unseal it as before.
+	if err := to.CheckStorage(ctx); !errors.Is(err, seal.ErrWrongSeal) {
+		t.Fatalf("after the failed migration: %v", err)
+	}
+	phys.fail.Store(false)
+	b.SetSealWrap(nil, wrapPrefixes...)
+	seal.Migrate(ctx, from, to, shares[1])
+	if p, err := seal.Migrate(ctx, from, to, shares[2]); err != nil || p.Sealed {
+		t.Fatalf("migration again: %+v %v", p, err)
+	}
+	if got, err := b.Get(ctx, "sys/token/salt"); err != nil || string(got) != "salt" {
+		t.Fatalf("after migration: %q %v", got, err)
 	}
 }

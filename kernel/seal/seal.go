@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/wardproject/ward/kernel/barrier"
@@ -58,7 +59,7 @@ var (
 	ErrUnsupported = errors.New("seal: operation not supported by this seal type")
 	// ErrWrongSeal is returned when storage was sealed by another seal
 	// than the one configured (another type, or another HSM key).
-	ErrWrongSeal = errors.New("seal: storage is sealed by another seal")
+	ErrWrongSeal = errors.New("seal: wrong seal for this storage")
 
 	// ErrSealUnavailable is wrapped by an Access when its HSM cannot be
 	// used: library, token, slot or session trouble.
@@ -355,7 +356,11 @@ func (s *Seal) CheckStorage(ctx context.Context) error {
 		return err
 	}
 	if want := s.Describe(); kind != want {
-		return fmt.Errorf("%w: storage is sealed by %s, the configuration has %s", ErrWrongSeal, kind, want)
+		hint := ""
+		if s.access == nil {
+			hint = fmt.Sprintf(`; to migrate to Shamir, keep its seal %q stanza with disabled = "true" and unseal with migrate`, strings.Fields(kind)[0])
+		}
+		return fmt.Errorf("%w: it is sealed by %s, the configuration has %s%s", ErrWrongSeal, kind, want, hint)
 	}
 	return nil
 }
