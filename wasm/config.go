@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wardproject/ward/sdk/logical"
@@ -35,7 +38,9 @@ type Limits struct {
 	// SetupTimeout bounds creating an instance and setting it up (30s).
 	SetupTimeout time.Duration
 	// PoolSize is the most instances serving the mount at once
-	// (2×GOMAXPROCS, at most 32). Callers beyond it queue in arrival order.
+	// (GOMAXPROCS, at least 2, at most 32: a Go guest is CPU-bound between
+	// storage calls, and more instances than cores only thrash caches).
+	// Callers beyond it queue in arrival order.
 	PoolSize int
 	// MaxMessageBytes bounds every message crossing the boundary: request,
 	// response, storage values and results, HTTP bodies (4 MiB).
@@ -64,7 +69,7 @@ func (l *Limits) withDefaults() {
 		l.SetupTimeout = 30 * time.Second
 	}
 	if l.PoolSize == 0 {
-		l.PoolSize = min(2*runtime.GOMAXPROCS(0), 32)
+		l.PoolSize = min(max(runtime.GOMAXPROCS(0), 2), 32)
 	}
 	if l.MaxMessageBytes == 0 {
 		l.MaxMessageBytes = abi.DefaultMaxMessage
@@ -77,8 +82,10 @@ func (l *Limits) withDefaults() {
 	}
 }
 
-// Validate reports a limit out of range (after defaults).
-func (l *Limits) Validate() error {
+// Validate reports a limit out of range; zero fields stand for their
+// defaults and are valid.
+func (l Limits) Validate() error {
+	l.withDefaults()
 	switch {
 	case l.MemoryPages < minMemoryPages || l.MemoryPages > MaxMemoryPages:
 		return fmt.Errorf("wasm: memory limit of %d pages is outside [%d, %d] (64 KiB pages)", l.MemoryPages, minMemoryPages, MaxMemoryPages)
@@ -137,9 +144,33 @@ func (c *MountConfig) validate() error {
 	if c.Storage == nil {
 		return errors.New("wasm: MountConfig.Storage is required")
 	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
+	}
 	c.Limits.withDefaults()
 	if c.HTTP.Timeout == 0 {
 		c.HTTP.Timeout = 10 * time.Second
 	}
-	return c.Limits.Validate()
+	return c.HTTP.Validate()
+}
+
+// Validate checks the grant's host patterns.
+func (g HTTPGrant) Validate() error {
+	for _, h := range g.Hosts {
+		host := h
+		if hh, port, err := net.SplitHostPort(h); err == nil {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("wasm: HTTP grant %q has an invalid port", h)
+			}
+			host = hh
+		}
+		host = strings.TrimPrefix(host, "*.")
+		if host == "" || strings.ContainsAny(host, "/:@*?# ") {
+			return fmt.Errorf("wasm: HTTP grant %q is not a host, host:port or *.domain", h)
+		}
+	}
+	if g.Timeout < 0 {
+		return errors.New("wasm: HTTP timeout must be positive")
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 
@@ -76,7 +78,7 @@ type runtimeClass struct {
 	pages uint32
 	rt    wazero.Runtime
 
-	mu       sync.Mutex // protects compiled
+	mu       sync.Mutex                       // protects compiled
 	compiled map[string]wazero.CompiledModule // module digest -> compiled in this class
 }
 
@@ -104,6 +106,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 }
 
 // Close closes every runtime (and with them every instance) and the cache.
+// Close the mounts first: instances must not be running.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
 	rts := e.runtimes
@@ -168,7 +171,7 @@ func (e *Engine) Compile(ctx context.Context, bin []byte) (*Module, error) {
 	sum := sha256.Sum256(bin)
 	m := &Module{e: e, Digest: hex.EncodeToString(sum[:]), code: append([]byte(nil), bin...)}
 	if e.cfg.Runaway == RunawayFuel {
-		if m.code, err = instrument(bin); err != nil {
+		if m.code, err = e.instrumented(bin, m.Digest); err != nil {
 			return nil, compileError(ErrNotWardModule, "%v: %v", ErrNotWardModule, err)
 		}
 	}
@@ -184,6 +187,77 @@ func (e *Engine) Compile(ctx context.Context, bin []byte) (*Module, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// instrumentCacheDir holds instrumented binaries in the cache directory,
+// so a restart does not instrument again. The name carries the
+// instrumenter's version: change it whenever instrument's output changes.
+const instrumentCacheDir = "ward-fuel-v1"
+
+// instrumented returns bin instrumented for RunawayFuel, from the cache
+// directory when it holds a sound copy. Each cached file ends with the
+// SHA-256 of its content; a file that fails the check is redone.
+func (e *Engine) instrumented(bin []byte, digest string) ([]byte, error) {
+	var path string
+	if e.cfg.CacheDir != "" {
+		path = filepath.Join(e.cfg.CacheDir, instrumentCacheDir, digest+".wasm")
+		if b, err := os.ReadFile(path); err == nil && len(b) > sha256.Size {
+			code, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
+			if got := sha256.Sum256(code); bytes.Equal(got[:], sum) {
+				return code, nil
+			}
+		}
+	}
+	code, err := instrument(bin)
+	if err != nil || path == "" {
+		return code, err
+	}
+	sum := sha256.Sum256(code)
+	if err := writeFileAtomic(path, append(code[:len(code):len(code)], sum[:]...)); err != nil {
+		e.cfg.Logger.Warn("wasm: could not cache an instrumented module", "error", err)
+	}
+	return code, nil
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// Close releases the module's compiled code in every memory class. Close
+// its mounts first.
+func (m *Module) Close(ctx context.Context) error {
+	m.e.mu.Lock()
+	rcs := make([]*runtimeClass, 0, len(m.e.runtimes))
+	for _, rc := range m.e.runtimes {
+		rcs = append(rcs, rc)
+	}
+	m.e.mu.Unlock()
+	var errs []error
+	for _, rc := range rcs {
+		rc.mu.Lock()
+		cm := rc.compiled[m.Digest]
+		delete(rc.compiled, m.Digest)
+		rc.mu.Unlock()
+		if cm != nil {
+			errs = append(errs, cm.Close(ctx))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // compile returns the module compiled in this class (from the cache when

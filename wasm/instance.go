@@ -63,10 +63,37 @@ func instanceOf(ctx context.Context) *instance {
 	return inst
 }
 
-// newInstance instantiates the module, runs its initialiser, checks its ABI
-// minor and sets the mount up in it. The instance is registered with the
-// mount first, so it receives every invalidation from then on.
+// newInstance instantiates the module and sets the mount up in it.
 func (m *Mount) newInstance(ctx context.Context) (*instance, error) {
+	inst, err := m.instantiate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.Limits.SetupTimeout)
+	defer cancel()
+	out, err := inst.run(context.WithValue(ctx, instanceKey{}, inst), abi.OpSetup, abi.AppendSetupArgs(nil, &abi.SetupArgs{
+		MountID: m.cfg.ID, MountPoint: m.cfg.Path, MountType: m.cfg.PluginName, Config: m.cfg.Config}), true)
+	if err == nil {
+		var sr *abi.SetupResult
+		if sr, err = abi.DecodeSetupResult(out); err != nil {
+			err = m.failed(ctx, inst, "setup", fmt.Errorf("%w: malformed SetupReply", errABI))
+		} else if sr.Err != nil {
+			err = sr.Err
+		} else {
+			m.setSetup(sr)
+		}
+	}
+	if err != nil {
+		m.retire(inst)
+		return nil, err
+	}
+	return inst, nil
+}
+
+// instantiate creates an instance, runs its initialiser and checks its ABI
+// minor. The instance is registered with the mount first, so it receives
+// every invalidation from then on.
+func (m *Mount) instantiate(ctx context.Context) (*instance, error) {
 	inst := &instance{m: m}
 	inst.stdout = lineLogger{inst: inst, stream: "stdout"}
 	inst.stderr = lineLogger{inst: inst, stream: "stderr"}
@@ -113,19 +140,6 @@ func (m *Mount) newInstance(ctx context.Context) (*instance, error) {
 		return nil, compileError(ErrABIVersion, "%v: the module needs Ward WASM ABI v%d.%d; this server speaks v%d.%d",
 			ErrABIVersion, abi.Major, minor, abi.Major, abi.Minor)
 	}
-	out, err := inst.run(ctx, abi.OpSetup, abi.AppendSetupArgs(nil, &abi.SetupArgs{
-		MountID: m.cfg.ID, MountPoint: m.cfg.Path, MountType: m.cfg.PluginName, Config: m.cfg.Config}), true)
-	if err != nil {
-		return nil, err
-	}
-	sr, err := abi.DecodeSetupResult(out)
-	if err != nil {
-		return nil, m.failed(ctx, inst, "setup", fmt.Errorf("malformed setup reply: %w", err))
-	}
-	if sr.Err != nil {
-		return nil, sr.Err
-	}
-	m.setSetup(sr)
 	ok = true
 	return inst, nil
 }

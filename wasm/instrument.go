@@ -119,7 +119,8 @@ func instrument(bin []byte) ([]byte, error) {
 		tickType:  nTypes,
 	}
 
-	out := append([]byte(nil), bin[:8]...)
+	out := make([]byte, 0, len(bin)+len(bin)/4)
+	out = append(out, bin[:8]...)
 	seen := map[byte]bool{}
 	emit := func(id byte, body []byte) {
 		out = append(out, id)
@@ -393,16 +394,18 @@ func (r *rewriter) nameSection(body []byte) ([]byte, error) {
 // code rewrites every function body.
 func (r *rewriter) code(d *decoder) ([]byte, error) {
 	n := d.u32()
-	out := appendU32(nil, n)
+	out := appendU32(make([]byte, 0, len(d.b)+len(d.b)/4), n)
+	var scratch []byte
 	for i := uint32(0); i < n && d.err == nil; i++ {
 		body := d.bytes(int(d.u32()))
 		if d.err != nil {
 			break
 		}
-		nb, err := r.function(body)
+		nb, err := r.function(body, scratch[:0])
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
+		scratch = nb
 		out = appendU32(out, uint32(len(nb)))
 		out = append(out, nb...)
 	}
@@ -435,7 +438,7 @@ func (r *rewriter) checkSeq(out []byte, cost uint32) []byte {
 // function instruments one body: a check at entry and after every loop
 // opcode. Costs need the instruction counts of what follows, so the body
 // is scanned once to find them, then rewritten.
-func (r *rewriter) function(body []byte) ([]byte, error) {
+func (r *rewriter) function(body, out []byte) ([]byte, error) {
 	d := decoder{b: body}
 	groups := d.u32()
 	for i := uint32(0); i < groups && d.err == nil; i++ {
@@ -456,7 +459,19 @@ func (r *rewriter) function(body []byte) ([]byte, error) {
 	}
 	costs := []uint32{0} // costs[0]: the function entry
 	stack := []frame{{loop: 0, owner: 0}}
+	// When the entry runs straight into a loop header (Go compiles every
+	// function with loops into one dispatch loop right after its
+	// prologue), the loop's check also meters the entry.
+	inPrefix, entryIntoLoop := true, false
 	if err := walk(code, r, func(op byte, _ []byte) {
+		if inPrefix {
+			switch {
+			case op == 0x03:
+				entryIntoLoop, inPrefix = true, false
+			case op != 0x02 && isControl(op):
+				inPrefix = false
+			}
+		}
 		top := stack[len(stack)-1]
 		costs[top.owner]++
 		switch op {
@@ -478,8 +493,12 @@ func (r *rewriter) function(body []byte) ([]byte, error) {
 	}
 	cost := func(n uint32) uint32 { return 1 + n>>costShift }
 
-	out := append([]byte(nil), locals...)
-	out = r.checkSeq(out, cost(costs[0]))
+	out = append(out, locals...)
+	if entryIntoLoop {
+		costs[1] += costs[0]
+	} else {
+		out = r.checkSeq(out, cost(costs[0]))
+	}
 	loopN := 0
 	err := walk(code, r, func(op byte, ins []byte) {
 		out = append(out, ins...)
@@ -492,6 +511,17 @@ func (r *rewriter) function(body []byte) ([]byte, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// isControl reports instructions that branch, call, return or end a
+// block: after one, execution may not reach the next instruction.
+func isControl(op byte) bool {
+	switch op {
+	case 0x00, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
+		0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x18, 0x19, 0x1f, 0xd4, 0xd6:
+		return true
+	}
+	return false
 }
 
 // walk decodes the instructions of code and calls visit with each opcode

@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardproject/ward/plugins/secrets/kv"
 	"github.com/wardproject/ward/sdk/logical"
+	sdkplugin "github.com/wardproject/ward/sdk/plugin"
 )
 
 // Test modules are built from source once per `go test` run (the Go build
@@ -41,6 +43,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv("WARD_WASM_TEST_PLUGIN") == "kv" {
+		// Re-executed by the go-plugin benchmarks: serve KV as a subprocess plugin.
+		sdkplugin.Serve(sdkplugin.ServeOpts{Name: "kv", Type: logical.TypeSecret, Version: "bench", Factory: kv.Factory})
+		os.Exit(0)
+	}
 	os.Exit(runTests(m))
 }
 

@@ -56,28 +56,9 @@ type Mount struct {
 // handle requests go through. An error from the plugin's setup comes back
 // as the plugin returned it.
 func (e *Engine) Mount(ctx context.Context, mod *Module, cfg MountConfig) (*Mount, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	rc, err := e.runtime(ctx, cfg.Limits.MemoryPages)
+	m, err := e.newMount(ctx, mod, cfg)
 	if err != nil {
 		return nil, err
-	}
-	cm, err := rc.compile(ctx, mod)
-	if err != nil {
-		return nil, err
-	}
-	lg := cfg.Logger
-	if lg == nil {
-		lg = e.cfg.Logger
-	}
-	m := &Mount{
-		e: e, mod: mod, cfg: cfg, rc: rc, cm: cm,
-		log:    lg.With("mount", cfg.Path, "plugin", cfg.PluginName),
-		http:   newHTTPGate(cfg.HTTP),
-		slots:  make(chan struct{}, cfg.Limits.PoolSize),
-		writes: make(chan struct{}, 1),
-		all:    map[*instance]struct{}{},
 	}
 	m.slots <- struct{}{}
 	inst, err := m.newInstance(ctx)
@@ -99,6 +80,32 @@ func (e *Engine) Mount(ctx context.Context, mod *Module, cfg MountConfig) (*Moun
 	return m, nil
 }
 
+func (e *Engine) newMount(ctx context.Context, mod *Module, cfg MountConfig) (*Mount, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	rc, err := e.runtime(ctx, cfg.Limits.MemoryPages)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := rc.compile(ctx, mod)
+	if err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = e.cfg.Logger
+	}
+	return &Mount{
+		e: e, mod: mod, cfg: cfg, rc: rc, cm: cm,
+		log:    lg.With("mount", cfg.Path, "plugin", cfg.PluginName),
+		http:   newHTTPGate(cfg.HTTP),
+		slots:  make(chan struct{}, cfg.Limits.PoolSize),
+		writes: make(chan struct{}, 1),
+		all:    map[*instance]struct{}{},
+	}, nil
+}
+
 func (m *Mount) infoOf(ctx context.Context, inst *instance) (*abi.Info, error) {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Limits.SetupTimeout)
 	defer cancel()
@@ -111,6 +118,28 @@ func (m *Mount) infoOf(ctx context.Context, inst *instance) (*abi.Info, error) {
 		return nil, m.failed(ctx, inst, "info", fmt.Errorf("%w: malformed InfoReply", errABI))
 	}
 	return info, nil
+}
+
+// Describe instantiates the module once, without setting a mount up, and
+// returns what it says about itself: for registration, to check the name
+// and type the operator gives.
+func (e *Engine) Describe(ctx context.Context, mod *Module) (Info, error) {
+	m, err := e.newMount(ctx, mod, MountConfig{Storage: logical.NewInmemStorage()})
+	if err != nil {
+		return Info{}, err
+	}
+	m.slots <- struct{}{}
+	defer func() { <-m.slots }()
+	inst, err := m.instantiate(ctx)
+	if err != nil {
+		return Info{}, stripHealthy(err)
+	}
+	defer m.retire(inst)
+	i, err := m.infoOf(ctx, inst)
+	if err != nil {
+		return Info{}, stripHealthy(err)
+	}
+	return Info{Name: i.Name, Version: i.Version, SDKVersion: i.SDKVersion, Type: i.Type, Capabilities: i.Capabilities}, nil
 }
 
 // Info is what the module says about itself.
@@ -259,22 +288,28 @@ func (m *Mount) acquire(ctx context.Context) (*instance, error) {
 		if n := len(m.idle); n > 0 {
 			inst, m.idle = m.idle[n-1], m.idle[:n-1]
 		}
-		var keys []string
-		all := false
-		if inst != nil {
-			keys, all = inst.inval, inst.invalAll
-			inst.inval, inst.invalAll = nil, false
-		}
 		m.mu.Unlock()
-
 		if inst == nil {
-			inst, err := m.newInstance(ctx)
-			if err != nil {
+			var err error
+			if inst, err = m.newInstance(ctx); err != nil {
 				<-m.slots
-				return nil, stripHealthy(err)
+				err = stripHealthy(err)
+				var ke *kindError
+				if !errors.As(err, &ke) && !errors.Is(err, ErrClosed) {
+					// The plugin refused to set up a new instance: to the
+					// client the mount is unavailable, not its request bad.
+					err = &kindError{sentinel: ErrModuleFailed, code: logical.CodeUnavailable,
+						msg: fmt.Sprintf("%v: a new instance failed to set up: %v", ErrModuleFailed, err)}
+				}
+				return nil, err
 			}
-			return inst, nil
 		}
+		// Deliver what other instances (or the kernel) changed since this
+		// one last ran, including during its setup.
+		m.mu.Lock()
+		keys, all := inst.inval, inst.invalAll
+		inst.inval, inst.invalAll = nil, false
+		m.mu.Unlock()
 		if all {
 			m.retire(inst) // a fresh instance has nothing to invalidate
 			continue
@@ -305,6 +340,12 @@ func (m *Mount) waitErr(ctx context.Context) error {
 // release returns an instance after a call: to the idle list if it is
 // healthy and not too big, closed (and replaced) otherwise.
 func (m *Mount) release(inst *instance, callErr error) {
+	if cap(inst.out) > 64<<10 {
+		inst.out = nil // do not keep a large answer's buffer per instance
+	}
+	if cap(inst.pending) > 64<<10 {
+		inst.pending = nil
+	}
 	keep := isHealthy(callErr) && uint64(inst.mem.Size()) <= uint64(m.cfg.Limits.MemoryPages)*65536*3/4
 	if keep {
 		m.mu.Lock()

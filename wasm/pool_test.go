@@ -283,3 +283,22 @@ func TestGrantMatching(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigValidation(t *testing.T) {
+	if err := (Limits{}).Validate(); err != nil {
+		t.Fatalf("zero limits: %v", err)
+	}
+	for _, l := range []Limits{{MemoryPages: 10}, {MemoryPages: MaxMemoryPages + 1}, {PoolSize: -1}, {MaxMessageBytes: 10}, {CallTimeout: -1}} {
+		if err := l.Validate(); err == nil {
+			t.Errorf("%+v accepted", l)
+		}
+	}
+	for _, h := range []string{"https://x.com", "x.com/path", "", "*", "a@b"} {
+		if err := (HTTPGrant{Hosts: []string{h}}).Validate(); err == nil {
+			t.Errorf("grant %q accepted", h)
+		}
+	}
+	if err := (HTTPGrant{Hosts: []string{"x.com", "x.com:8443", "*.x.com", "10.0.0.1:80"}}).Validate(); err != nil {
+		t.Error(err)
+	}
+}

@@ -112,8 +112,8 @@ func TestReplyMatchesProtobuf(t *testing.T) {
 	resp := &logical.Response{
 		Data:     map[string]any{"a": json.Number("1.5"), "html": "<&>"},
 		Warnings: []string{"w1", ""}, StatusCode: 404,
-		Secret:   &logical.Secret{TTL: time.Minute, InternalData: map[string]any{"x": "y"}},
-		Auth:     &logical.Auth{Policies: []string{"p"}, TTL: time.Hour, Alias: &logical.Alias{Name: "n"}},
+		Secret: &logical.Secret{TTL: time.Minute, InternalData: map[string]any{"x": "y"}},
+		Auth:   &logical.Auth{Policies: []string{"p"}, TTL: time.Hour, Alias: &logical.Alias{Name: "n"}},
 	}
 	pr, err := plugin.ResponseToProto(resp)
 	if err != nil {

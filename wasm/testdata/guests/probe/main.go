@@ -59,6 +59,9 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 			{Pattern: "counter", Operations: map[logical.Operation]framework.OperationFunc{logical.UpdateOperation: increment}},
 			{Pattern: "loop", Operations: op(loop)},
 			{Pattern: "sleep", Operations: op(sleep)},
+			{Pattern: "recurse", Operations: op(func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+				return &logical.Response{Data: map[string]any{"n": recurse(64)}}, nil
+			})},
 			{Pattern: "bomb", Operations: op(bomb)},
 			{Pattern: "panic", Operations: op(func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
 				panic("the secret is hunter2")
@@ -68,6 +71,12 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 				return nil, nil
 			})},
 			{Pattern: "huge", Operations: op(huge)},
+			{Pattern: "trap", Operations: op(func(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
+				// A store past the end of linear memory: a wasm trap, which
+				// no Go recover sees.
+				*(*byte)(unsafe.Add(unsafe.Pointer(&spin), 1<<31)) = 1
+				return nil, nil
+			})},
 			{Pattern: "escape", TakesArbitraryInput: true, Operations: op(escape)},
 			{Pattern: "logflood", Operations: op(logFlood)},
 			{Pattern: "http", TakesArbitraryInput: true, Operations: op(fetch)},
@@ -149,6 +158,14 @@ func loop(context.Context, *logical.Request, *framework.FieldData) (*logical.Res
 	for {
 		spin++
 	}
+}
+
+// recurse runs for 2^n calls: no loop anywhere, only calls.
+func recurse(n int) int {
+	if n == 0 {
+		return 1
+	}
+	return recurse(n-1) + recurse(n-1)
 }
 
 func sleep(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
