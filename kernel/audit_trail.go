@@ -3,7 +3,6 @@ package kernel
 import (
 	"context"
 	"errors"
-	"maps"
 	"time"
 
 	"github.com/wardproject/ward/kernel/audit"
@@ -134,7 +133,7 @@ func auditAuthBlock(a map[string]any) *audit.Auth {
 		out.TokenPolicies = p
 	}
 	if m, ok := a["metadata"].(map[string]string); ok {
-		out.Metadata = maps.Clone(m)
+		out.Metadata = m // read while the entry is formatted, never kept
 	}
 	if n, ok := a["lease_duration"].(int64); ok {
 		out.TTL = time.Duration(n) * time.Second

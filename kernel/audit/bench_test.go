@@ -85,6 +85,32 @@ func BenchmarkBrokerRequest(b *testing.B) {
 	}
 }
 
+// BenchmarkBrokerRequestParallel is BenchmarkBrokerRequest from 32
+// concurrent clients (16 goroutines per GOMAXPROCS on the 2-vCPU VM), the
+// load of the target: concurrent entries share writes (group
+// commit).
+func BenchmarkBrokerRequestParallel(b *testing.B) {
+	d := newTestFile(b, FileConfig{DeviceConfig: testDeviceConfig(), Path: tempLog(b)})
+	br := NewBroker(BrokerOptions{})
+	br.Enable("file/", d)
+	req, resp := benchRequest(), benchResponse()
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if err := br.LogRequest(ctx, req); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := br.LogResponse(ctx, resp); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkFormat is the CPU part alone: redaction and JSON encoding.
 func BenchmarkFormat(b *testing.B) {
 	f := newFormatter(testHMACKey, false, false)

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"slices"
 	"strconv"
 	"sync"
@@ -170,23 +171,43 @@ type chain struct {
 	now      func() time.Time
 }
 
+// linePool holds SHA-256 states for hashBody.
+var linePool = sync.Pool{New: func() any { return sha256.New() }}
+
+// hashBody starts the hash of the entry line made from body: the line is
+// body without its closing brace, then seq, prev and the brace, so all but
+// the last bytes can be hashed before the device takes its lock (and
+// without holding it). Hand the result to chain.appendEntry, then to
+// putHash.
+func hashBody(body []byte) hash.Hash {
+	h := linePool.Get().(hash.Hash)
+	h.Reset()
+	h.Write(body[:len(body)-1])
+	return h
+}
+
+func putHash(h hash.Hash) { linePool.Put(h) }
+
 // appendEntry appends to dst the entry line made from body (a JSON object
-// without seq and prev) and, when one is due, a checkpoint line. t is the
-// entry's time as written in it. It reports how many lines it appended.
-func (c *chain) appendEntry(dst, body []byte, t time.Time) ([]byte, int) {
+// without seq and prev) and, when one is due, a checkpoint line. h is
+// hashBody(body) (appendEntry completes it with the rest of the line). t
+// is the entry's time as written in it. It reports how many lines it
+// appended.
+func (c *chain) appendEntry(dst, body []byte, h hash.Hash, t time.Time) ([]byte, int) {
 	c.st.seq++
 	if t.After(c.latest) {
 		c.latest = t
 	}
-	start := len(dst)
 	dst = slices.Grow(dst, len(body)+len(`,"seq":,"prev":""}`)+20+2*sha256.Size+1)
 	dst = append(dst, body[:len(body)-1]...)
+	tail := len(dst)
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, c.st.seq, 10)
 	dst = append(dst, `,"prev":"`...)
 	dst = hex.AppendEncode(dst, c.st.last[:])
 	dst = append(dst, `"}`...)
-	c.st.last = sha256.Sum256(dst[start:])
+	h.Write(dst[tail:])
+	h.Sum(c.st.last[:0])
 	c.st.head = c.st.last
 	dst = append(dst, '\n')
 	c.st.pending++

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +84,16 @@ type FileDevice struct {
 	write func(f *os.File, b []byte) error
 
 	logged, failed, checkpoints, resyncs atomic.Uint64
+	// forming counts the Logs between their start and the moment their
+	// line joins a batch. A leader yields the processor once before
+	// writing when lines are forming, or when yielding recently let other
+	// lines join (under load, the goroutines that run meanwhile reach the
+	// device and share the write): yieldMisses counts the latest yields
+	// that gathered nothing; past maxYieldMisses only one leader in
+	// yieldProbe yields, so a lone caller does not pay for it.
+	forming     atomic.Int32
+	yieldMisses atomic.Int32
+	leaders     atomic.Uint32
 
 	saveCh   chan struct{}
 	stop     chan struct{}
@@ -93,10 +104,27 @@ type FileDevice struct {
 // batch is a group of lines written with one write(2). Its writers wait on
 // done; err is set before done is closed.
 type batch struct {
-	buf  []byte
-	cps  int
-	done chan struct{}
-	err  error
+	buf     []byte
+	pb      *pooledBuf // buf's holder, returned to the pool once written
+	entries int        // entry lines (not checkpoints)
+	cps     int
+	done    chan struct{}
+	err     error
+}
+
+func newBatch() *batch {
+	pb := getBuf()
+	return &batch{buf: pb.b, pb: pb, done: make(chan struct{})}
+}
+
+// release hands the batch's buffer back to the pool once it is written
+// (or failed); lines can no longer be added to it.
+func (b *batch) release() {
+	if b.pb != nil {
+		b.pb.b = b.buf
+		putBuf(b.pb)
+		b.buf, b.pb = nil, nil
+	}
 }
 
 // NewFileDevice loads the device's chain state from cfg.Chain and opens the
@@ -169,14 +197,30 @@ func (d *FileDevice) Log(_ context.Context, ev *Event) error {
 		t = d.cfg.Now()
 	}
 	t = t.UTC()
-	body, err := d.format.format(ev, t)
+	// Formatting, redaction and most of the line's hash happen here,
+	// before the device lock; under it the line only gets its seq and
+	// prev and is copied into the batch.
+	d.forming.Add(1)
+	joined := false
+	pb := getBuf()
+	body, err := d.format.appendEntry(pb.b, ev, t)
 	if err == nil {
+		h := hashBody(body)
 		err = d.commit(func(b *batch) {
 			var n int
-			b.buf, n = d.chain.appendEntry(b.buf, body, t)
+			b.buf, n = d.chain.appendEntry(b.buf, body, h, t)
+			b.entries++
 			b.cps += n - 1
+			joined = true
+			d.forming.Add(-1)
 		})
+		putHash(h)
 	}
+	if !joined {
+		d.forming.Add(-1)
+	}
+	pb.b = body
+	putBuf(pb)
 	if err != nil {
 		d.failed.Add(1)
 		return err
@@ -216,7 +260,7 @@ func (d *FileDevice) commit(add func(b *batch)) error {
 	b := d.cur
 	leader := b == nil
 	if leader {
-		b = &batch{done: make(chan struct{})}
+		b = newBatch()
 		d.cur = b
 	}
 	if opened {
@@ -229,8 +273,16 @@ func (d *FileDevice) commit(add func(b *batch)) error {
 	d.mu.Unlock()
 
 	if leader {
+		yielded := d.yield()
 		d.writeMu.Lock()
 		d.mu.Lock()
+		if yielded {
+			if b.entries > 1 {
+				d.yieldMisses.Store(0)
+			} else {
+				d.yieldMisses.Add(1)
+			}
+		}
 		if d.cur == b { // else Reopen or Close wrote it, or a failure failed it
 			d.flushLocked()
 		}
@@ -239,6 +291,23 @@ func (d *FileDevice) commit(add func(b *batch)) error {
 	}
 	<-b.done
 	return b.err
+}
+
+const (
+	maxYieldMisses = 4
+	yieldProbe     = 32
+)
+
+// yield lets other goroutines run before a leader writes its batch, when
+// that is likely to let more lines join it (see forming), and reports
+// whether it did. Entries still wait for their own write: this only
+// groups more of them into one write(2).
+func (d *FileDevice) yield() bool {
+	if d.forming.Load() == 0 && d.yieldMisses.Load() >= maxYieldMisses && d.leaders.Add(1)%yieldProbe != 0 {
+		return false
+	}
+	runtime.Gosched()
+	return true
 }
 
 // flushLocked writes the current batch. writeMu and mu must be held; mu is
@@ -261,6 +330,7 @@ func (d *FileDevice) flushLocked() {
 		}
 		d.mu.Lock()
 	}
+	b.release()
 	if err == nil {
 		d.durable = end
 		d.checkpoints.Add(uint64(b.cps))
@@ -281,6 +351,7 @@ func (d *FileDevice) flushLocked() {
 		// Lines appended since were chained on top of the failed ones.
 		if c := d.cur; c != nil {
 			d.cur = nil
+			c.release()
 			c.err = err
 			close(c.done)
 		}
@@ -410,7 +481,7 @@ func (d *FileDevice) Reopen() error {
 // creating it; the caller flushes it (holding writeMu).
 func (d *FileDevice) appendCheckpointLocked(reason string) *batch {
 	if d.cur == nil {
-		d.cur = &batch{done: make(chan struct{})}
+		d.cur = newBatch()
 	}
 	d.cur.buf = d.chain.appendCheckpoint(d.cur.buf, reason)
 	d.cur.cps++

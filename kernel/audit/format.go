@@ -38,28 +38,63 @@ type formatter struct {
 	key          []byte
 	raw          bool
 	rawAccessors bool
-	pool         sync.Pool // of hash.Hash (HMAC-SHA256 under key)
+	pool         sync.Pool // of *hmacState
+}
+
+// hmacState is a keyed HMAC-SHA256 with the scratch space it needs, so a
+// redacted string costs no allocation: hash.Hash.Write takes a []byte, and
+// converting each string (and taking the sum) would allocate.
+type hmacState struct {
+	h   hash.Hash
+	in  [256]byte
+	sum [sha256.Size]byte
 }
 
 func newFormatter(key []byte, raw, rawAccessors bool) *formatter {
 	f := &formatter{key: bytes.Clone(key), raw: raw, rawAccessors: rawAccessors}
-	f.pool.New = func() any { return hmac.New(sha256.New, f.key) }
+	f.pool.New = func() any { return &hmacState{h: hmac.New(sha256.New, f.key)} }
 	return f
 }
 
 // appendHMAC appends "hmac-sha256:<hex>" of s under the device key.
 func (f *formatter) appendHMAC(dst []byte, s string) []byte {
-	h := f.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(s))
-	var sum [sha256.Size]byte
+	st := f.pool.Get().(*hmacState)
+	for rest := s; len(rest) > 0; {
+		n := copy(st.in[:], rest)
+		st.h.Write(st.in[:n])
+		rest = rest[n:]
+	}
 	dst = append(dst, hmacPrefix...)
-	dst = hex.AppendEncode(dst, h.Sum(sum[:0]))
-	f.pool.Put(h)
+	dst = hex.AppendEncode(dst, st.h.Sum(st.sum[:0]))
+	// Leave nothing of s in the pool: the scratch space, and the HMAC's
+	// buffered input (Reset restores the keyed state).
+	clear(st.in[:min(len(s), len(st.in))])
+	st.h.Reset()
+	f.pool.Put(st)
 	return dst
 }
 
 func (f *formatter) hmac(s string) string { return string(f.appendHMAC(nil, s)) }
+
+// maxPooledBuf bounds the entry and batch buffers kept for reuse, so one
+// huge entry does not pin its memory.
+const maxPooledBuf = 256 << 10
+
+// bufPool holds entry and batch buffers for reuse.
+var bufPool = sync.Pool{New: func() any { return &pooledBuf{b: make([]byte, 0, 4096)} }}
+
+type pooledBuf struct{ b []byte }
+
+func getBuf() *pooledBuf { return bufPool.Get().(*pooledBuf) }
+
+// putBuf returns p for reuse; the caller must not use p.b afterwards.
+func putBuf(p *pooledBuf) {
+	if cap(p.b) > maxPooledBuf {
+		return
+	}
+	p.b = p.b[:0]
+	bufPool.Put(p)
+}
 
 // encoder appends one entry. Object keys written with key are constants
 // that need no escaping.
@@ -67,6 +102,16 @@ type encoder struct {
 	f     *formatter
 	buf   []byte
 	first bool // no field written yet in the current object
+	// memo remembers where the redacted tokens and accessors of this
+	// entry were written: each appears twice in an entry (in auth and in
+	// request), and copying the earlier HMAC saves computing it again.
+	memo  [4]memoEntry
+	nmemo int
+}
+
+type memoEntry struct {
+	in         string
+	start, end int // the quoted HMAC in buf
 }
 
 func (e *encoder) open() { e.buf = append(e.buf, '{'); e.first = true }
@@ -96,9 +141,25 @@ func (e *encoder) str(k, v string) {
 // secret writes a field whose value is always secret (tokens): its HMAC,
 // or the value with LogRaw ("" omitted).
 func (e *encoder) secret(k, v string) {
-	if v != "" {
-		e.key(k)
-		e.secretValue(v)
+	if v == "" {
+		return
+	}
+	e.key(k)
+	if e.f.raw {
+		e.buf = appendString(e.buf, v)
+		return
+	}
+	for _, m := range e.memo[:e.nmemo] {
+		if m.in == v {
+			e.buf = append(e.buf, e.buf[m.start:m.end]...)
+			return
+		}
+	}
+	start := len(e.buf)
+	e.secretValue(v)
+	if e.nmemo < len(e.memo) {
+		e.memo[e.nmemo] = memoEntry{v, start, len(e.buf)}
+		e.nmemo++
 	}
 }
 
@@ -154,6 +215,12 @@ func (e *encoder) data(k string, m map[string]any) {
 // without seq and prev. The fields and their order are Vault's (OpenBao
 // audit/format.go), with Ward's additions.
 func (f *formatter) format(ev *Event, t time.Time) ([]byte, error) {
+	return f.appendEntry(make([]byte, 0, 2048), ev, t)
+}
+
+// appendEntry appends the body of ev to dst (the devices pass a pooled
+// buffer).
+func (f *formatter) appendEntry(dst []byte, ev *Event, t time.Time) ([]byte, error) {
 	req := ev.Request
 	typ := "request"
 	if ev.Response != nil {
@@ -162,7 +229,7 @@ func (f *formatter) format(ev *Event, t time.Time) ([]byte, error) {
 	if req == nil {
 		return nil, errors.New("audit: event without a request")
 	}
-	e := encoder{f: f, buf: make([]byte, 0, 2048)}
+	e := encoder{f: f, buf: dst}
 	e.open()
 	e.key("time")
 	e.buf = append(e.buf, '"')
@@ -204,7 +271,10 @@ func (e *encoder) auth(a *Auth) {
 		e.str("token_type", a.TokenType)
 		e.int("token_ttl", int64(a.TTL/time.Second))
 		if !a.IssueTime.IsZero() {
-			e.str("token_issue_time", a.IssueTime.UTC().Format(time.RFC3339))
+			e.key("token_issue_time")
+			e.buf = append(e.buf, '"')
+			e.buf = a.IssueTime.UTC().AppendFormat(e.buf, time.RFC3339)
+			e.buf = append(e.buf, '"')
 		}
 	}
 	e.close()
@@ -340,7 +410,8 @@ func (e *encoder) value(v any, depth int) {
 			e.secretValue(string(x))
 		}
 	case map[string]any:
-		keys := sortedKeys(x)
+		var arr [16]string
+		keys := sortedKeys(x, arr[:0])
 		e.buf = append(e.buf, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -352,7 +423,8 @@ func (e *encoder) value(v any, depth int) {
 		}
 		e.buf = append(e.buf, '}')
 	case map[string]string:
-		keys := sortedKeys(x)
+		var arr [16]string
+		keys := sortedKeys(x, arr[:0])
 		e.buf = append(e.buf, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -364,7 +436,8 @@ func (e *encoder) value(v any, depth int) {
 		}
 		e.buf = append(e.buf, '}')
 	case map[string][]string:
-		keys := sortedKeys(x)
+		var arr [16]string
+		keys := sortedKeys(x, arr[:0])
 		e.buf = append(e.buf, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -452,8 +525,9 @@ func (e *encoder) float(f float64, bits int) {
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// sortedKeys returns m's keys sorted, in buf when they fit.
+func sortedKeys[V any](m map[string]V, buf []string) []string {
+	keys := buf[:0]
 	for k := range m {
 		keys = append(keys, k)
 	}

@@ -258,3 +258,35 @@ func TestInputsPrintNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// A redacted value longer than the HMAC scratch space, and tokens written
+// twice in an entry (copied from the first HMAC), hash like Hash.
+func TestFormatHMACLongAndRepeated(t *testing.T) {
+	f := newFormatter(testHMACKey, false, false)
+	long := strings.Repeat("0123456789", 100)
+	req := &Request{ID: "r", Operation: "update", Path: "secret/data/x",
+		ClientToken: "tok-" + long, ClientTokenAccessor: "acc",
+		Auth: &Auth{ClientToken: "tok-" + long, Accessor: "acc"},
+		Data: map[string]any{"v": long}}
+	b, err := f.format(&Event{Request: req}, fixedTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		Request struct {
+			ClientToken         string         `json:"client_token"`
+			ClientTokenAccessor string         `json:"client_token_accessor"`
+			Data                map[string]any `json:"data"`
+		} `json:"request"`
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	tok, acc := Hash(testHMACKey, "tok-"+long), Hash(testHMACKey, "acc")
+	if e.Request.ClientToken != tok || e.Request.ClientTokenAccessor != acc || e.Request.Data["v"] != Hash(testHMACKey, long) {
+		t.Fatalf("request: %+v", e.Request)
+	}
+	if !strings.Contains(string(b), `"auth":{"client_token":"`+tok+`","accessor":"`+acc+`"}`) {
+		t.Fatalf("auth: %s", b)
+	}
+}

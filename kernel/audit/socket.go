@@ -170,18 +170,24 @@ func (d *SocketDevice) Log(_ context.Context, ev *Event) error {
 		t = d.cfg.Now()
 	}
 	t = t.UTC()
-	body, err := d.format.format(ev, t)
+	pb := getBuf()
+	body, err := d.format.appendEntry(pb.b, ev, t)
+	pb.b = body
 	if err != nil {
+		putBuf(pb)
 		d.failed.Add(1)
 		return err
 	}
+	h := hashBody(body)
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
+		putHash(h)
+		putBuf(pb)
 		d.failed.Add(1)
 		return ErrClosed
 	}
-	buf, n := d.chain.appendEntry(nil, body, t)
+	buf, n := d.chain.appendEntry(nil, body, h, t)
 	var queued bool
 	if n == 2 {
 		i := bytes.IndexByte(buf, '\n') + 1
@@ -192,6 +198,8 @@ func (d *SocketDevice) Log(_ context.Context, ev *Event) error {
 		queued = d.enqueueLocked(buf)
 	}
 	d.mu.Unlock()
+	putHash(h)
+	putBuf(pb)
 	switch {
 	case !queued:
 		d.failed.Add(1)
