@@ -75,7 +75,7 @@ func (b leaseBackend) RevokeSecret(ctx context.Context, e *lease.Entry) error {
 	return err
 }
 
-// mountMaxTTL is a secret mount's max lease TTL, or the server's.
+// mountMaxTTL is a mount's max lease TTL, or the server's.
 func (c *Core) mountMaxTTL(me *mount.Entry) time.Duration {
 	if me != nil && me.Config.MaxLeaseTTL > 0 {
 		return time.Duration(me.Config.MaxLeaseTTL) * time.Second
@@ -83,6 +83,7 @@ func (c *Core) mountMaxTTL(me *mount.Entry) time.Duration {
 	return c.cfg.MaxLeaseTTL
 }
 
+// mountDefaultTTL is a mount's default lease TTL, or the server's.
 func (c *Core) mountDefaultTTL(me *mount.Entry) time.Duration {
 	if me != nil && me.Config.DefaultLeaseTTL > 0 {
 		return time.Duration(me.Config.DefaultLeaseTTL) * time.Second

@@ -48,13 +48,11 @@ func (c *Core) login(ctx context.Context, u *unsealedState, r *Request, route *r
 
 	// TTLs as Vault computes them for a login: the method's TTL or the
 	// mount's default, capped by the method's max TTL and the mount's.
-	mountDefault := time.Duration(me.Config.DefaultLeaseTTL) * time.Second
-	mountMax := time.Duration(me.Config.MaxLeaseTTL) * time.Second
 	ttl := a.TTL
 	if ttl == 0 {
-		ttl = mountDefault
+		ttl = c.mountDefaultTTL(me)
 	}
-	maxTTL := minPositive(mountMax, a.MaxTTL)
+	maxTTL := minPositive(c.mountMaxTTL(me), a.MaxTTL)
 
 	e, err := u.tokens.Create(ctx, &token.Entry{
 		Policies:       policies,
@@ -134,7 +132,7 @@ func (c *Core) renewAuth(u *unsealedState) func(ctx context.Context, e *token.En
 			return nil, fmt.Errorf("%w: auth method answered a renewal with a negative TTL", plugin.ErrUnavailable)
 		}
 		out := *resp.Auth
-		out.MaxTTL = minPositive(time.Duration(me.Config.MaxLeaseTTL)*time.Second, out.MaxTTL)
+		out.MaxTTL = minPositive(c.mountMaxTTL(me), out.MaxTTL)
 		return &out, nil
 	}
 }

@@ -376,14 +376,8 @@ func (s *system) readTune(k *mountKind) framework.OperationFunc {
 		if e == nil {
 			return nil, logical.InvalidRequest("no mount at %q", p)
 		}
-		def, max := e.Config.DefaultLeaseTTL, e.Config.MaxLeaseTTL
-		if def == 0 {
-			def = int(s.core.cfg.DefaultLeaseTTL.Seconds())
-		}
-		if max == 0 {
-			max = int(s.core.cfg.MaxLeaseTTL.Seconds())
-		}
-		data := map[string]any{"default_lease_ttl": def, "max_lease_ttl": max, "force_no_cache": false,
+		data := map[string]any{"default_lease_ttl": int(s.core.mountDefaultTTL(e).Seconds()),
+			"max_lease_ttl": int(s.core.mountMaxTTL(e).Seconds()), "force_no_cache": false,
 			"description": e.Description}
 		if e.Config.LoginCondition != "" {
 			data["login_condition"] = e.Config.LoginCondition

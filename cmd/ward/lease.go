@@ -48,14 +48,7 @@ func (c *leaseLookupCommand) Run(args []string) int {
 	if err != nil {
 		return remoteFailed("looking up lease", err)
 	}
-	if secret == nil {
-		printErr("Error looking up lease: empty reply from the server")
-		return exitRemote
-	}
-	if c.flagField != "" {
-		return c.printField(secret, c.flagField)
-	}
-	return c.outputSecret(secret)
+	return c.showSecret(secret, "looking up lease")
 }
 
 // ---- lease renew ----
@@ -91,14 +84,7 @@ func (c *leaseRenewCommand) Run(args []string) int {
 	if err != nil {
 		return remoteFailed("renewing lease", err)
 	}
-	if secret == nil {
-		printErr("Error renewing lease: empty reply from the server")
-		return exitRemote
-	}
-	if c.flagField != "" {
-		return c.printField(secret, c.flagField)
-	}
-	return c.outputSecret(secret)
+	return c.showSecret(secret, "renewing lease")
 }
 
 // ---- lease revoke ----

@@ -184,6 +184,19 @@ func printWarnings(s *api.Secret) {
 	}
 }
 
+// showSecret prints a reply the command asked for: its -field, or the
+// whole secret. An empty reply is a remote error ("Error <doing>: ...").
+func (b *baseCommand) showSecret(s *api.Secret, doing string) int {
+	if s == nil {
+		printErr("Error %s: empty reply from the server", doing)
+		return exitRemote
+	}
+	if b.flagField != "" {
+		return b.printField(s, b.flagField)
+	}
+	return b.outputSecret(s)
+}
+
 // outputSecret prints s as a table or as the raw secret JSON.
 func (b *baseCommand) outputSecret(s *api.Secret) int {
 	if b.jsonOutput() {

@@ -113,14 +113,7 @@ func (c *tokenCreateCommand) Run(args []string) int {
 	if err != nil {
 		return remoteFailed("creating token", err)
 	}
-	if secret == nil {
-		printErr("Error creating token: empty reply from the server")
-		return exitRemote
-	}
-	if c.flagField != "" {
-		return c.printField(secret, c.flagField)
-	}
-	return c.outputSecret(secret)
+	return c.showSecret(secret, "creating token")
 }
 
 // ---- token lookup ----
@@ -180,14 +173,7 @@ func (c *tokenLookupCommand) Run(args []string) int {
 	if err != nil {
 		return remoteFailed("looking up token", err)
 	}
-	if secret == nil {
-		printErr("Error looking up token: empty reply from the server")
-		return exitRemote
-	}
-	if c.flagField != "" {
-		return c.printField(secret, c.flagField)
-	}
-	return c.outputSecret(secret)
+	return c.showSecret(secret, "looking up token")
 }
 
 // ---- token renew ----
@@ -250,14 +236,7 @@ func (c *tokenRenewCommand) Run(args []string) int {
 	if err != nil {
 		return remoteFailed("renewing token", err)
 	}
-	if secret == nil {
-		printErr("Error renewing token: empty reply from the server")
-		return exitRemote
-	}
-	if c.flagField != "" {
-		return c.printField(secret, c.flagField)
-	}
-	return c.outputSecret(secret)
+	return c.showSecret(secret, "renewing token")
 }
 
 // ---- token revoke ----
