@@ -75,14 +75,29 @@ type keyManager struct {
 	reencryptStop context.CancelFunc
 }
 
+// rekeyAttempt is a rekey in progress: collector gathers the current
+// keys; with verify (Vault's require_verification), once they are proven
+// the new keys are handed out but only pending, and verification gathers
+// the new ones until they reconstruct the pending key, which is then
+// stored.
 type rekeyAttempt struct {
 	shares, threshold int
+	verify            bool
 	collector         *seal.Collector
+	// pending and verification are set once the new keys were handed out
+	// and await verification.
+	pending      *seal.PendingRekey
+	verification *seal.Collector
 }
 
 type genRootAttempt struct {
 	otp       string
 	collector *seal.Collector
+}
+
+// Format prints only the type name: an attempt holds the OTP and shares.
+func (a *genRootAttempt) Format(f fmt.State, verb rune) {
+	_, _ = f.Write([]byte("kernel.genRootAttempt{redacted}"))
 }
 
 type reencryptStatus struct {
@@ -121,13 +136,49 @@ func (c *Core) newKeyManager(ctx context.Context, u *unsealedState) (*keyManager
 func (m *keyManager) runRotation(ctx context.Context) {
 	t := time.NewTicker(m.core.cfg.KeyRotationCheckInterval)
 	defer t.Stop()
+	// The attempts die with the unsealed state: zero what they hold.
+	defer m.discardAttempts()
 	for {
 		select {
 		case <-ctx.Done():
+			m.persistFinalCount()
 			return
 		case <-t.C:
 		}
 		m.checkRotation(ctx)
+	}
+}
+
+// persistFinalCount persists the encryption count when the unsealed state
+// stops (the barrier is sealed after its goroutines have stopped), so that
+// what was encrypted since the last check is not forgotten by a restart.
+func (m *keyManager) persistFinalCount() {
+	term, _, enc := m.core.barrier.KeyStatus()
+	if term == 0 {
+		return
+	}
+	m.mu.Lock()
+	persisted := m.persisted
+	m.mu.Unlock()
+	if persisted.Term != term || enc > persisted.Encryptions+1 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.persistCounter(ctx, term, enc)
+	}
+}
+
+// discardAttempts ends every rekey and root generation attempt, zeroing
+// the key shares and pending keys they hold.
+func (m *keyManager) discardAttempts() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for target, a := range m.rekeys {
+		a.discard()
+		delete(m.rekeys, target)
+	}
+	if m.genRoot != nil {
+		m.genRoot.collector.Reset()
+		m.genRoot = nil
 	}
 }
 
@@ -249,7 +300,7 @@ func (s *system) keyPaths() []*framework.Path {
 		"secret_shares":        {Type: framework.TypeInt, Description: "Number of new key shares."},
 		"secret_threshold":     {Type: framework.TypeInt, Description: "Shares needed to reconstruct the new key."},
 		"backup":               {Type: framework.TypeBool, Description: "Not supported."},
-		"require_verification": {Type: framework.TypeBool, Description: "Not supported."},
+		"require_verification": {Type: framework.TypeBool, Description: "Store the new keys only once a threshold of them has been entered back at <target>/verify."},
 		"stored_shares":        {Type: framework.TypeInt, Description: "Ignored (Vault compatibility)."},
 	}
 	rotationFields := map[string]*framework.FieldSchema{
@@ -335,6 +386,16 @@ func (s *system) keyPaths() []*framework.Path {
 				Operations:   map[logical.Operation]framework.OperationFunc{logical.UpdateOperation: s.rekeyUpdate(target)},
 				HelpSynopsis: "Enter a key share towards the rekey of the " + rekeyNoun(target) + ".",
 			},
+			&framework.Path{
+				Pattern: alt + "/verify",
+				Fields:  keyFields,
+				Operations: map[logical.Operation]framework.OperationFunc{
+					logical.ReadOperation:   s.rekeyVerifyStatus(target),
+					logical.UpdateOperation: s.rekeyVerifyUpdate(target),
+					logical.DeleteOperation: s.rekeyVerifyRestart(target),
+				},
+				HelpSynopsis: "Enter one of the new " + rekeyNoun(target) + " to verify them before they are stored (require_verification).",
+			},
 		)
 	}
 	return paths
@@ -366,8 +427,12 @@ func (s *system) rotateKey(ctx context.Context, req *logical.Request, d *framewo
 		return nil, err
 	}
 	s.core.logger.Info("barrier key rotated", "term", term)
-	if d.Get("reencrypt").(bool) {
-		s.u.keys.startReencrypt()
+	if d.Get("reencrypt").(bool) && !s.u.keys.startReencrypt() {
+		// The running job rewrites what is older than the term that was
+		// active when it started, not what that term encrypted.
+		return &logical.Response{Warnings: []string{fmt.Sprintf(
+			"the key was rotated to term %d, but a re-encryption is already running and was not restarted: "+
+				"start another (sys/rotate/reencrypt) once it has finished", term)}}, nil
 	}
 	return nil, nil
 }
@@ -476,6 +541,10 @@ func (s *system) rekeyStatusData(ctx context.Context, target string, a *rekeyAtt
 	if a != nil {
 		data["started"], data["nonce"], data["t"], data["n"] = true, a.collector.Nonce(), a.threshold, a.shares
 		data["progress"], data["required"] = a.collector.Progress(), a.collector.Threshold()
+		data["verification_required"] = a.verify
+		if a.pending != nil {
+			data["verification_nonce"] = a.verification.Nonce()
+		}
 	}
 	return data, nil
 }
@@ -518,15 +587,17 @@ func (s *system) rekeyInit(target string) framework.OperationFunc {
 		if pgp || d.Get("backup").(bool) {
 			return nil, logical.InvalidRequest("PGP-encrypted key shares and key backups are not supported")
 		}
-		if d.Get("require_verification").(bool) {
-			return nil, logical.InvalidRequest("rekey verification is not supported")
-		}
+		verify := d.Get("require_verification").(bool)
 		shares, threshold := d.Get("secret_shares").(int), d.Get("secret_threshold").(int)
 		next := seal.Config{Type: seal.TypeShamir, SecretShares: shares, SecretThreshold: threshold}
 		if s.core.seal.RecoveryKeys() {
 			next = seal.Config{Type: s.core.seal.Type(), SecretShares: 1, SecretThreshold: 1, RecoveryShares: shares, RecoveryThreshold: threshold}
 			if target == rekeyBarrier && (shares != 1 || threshold != 1) {
 				return nil, logical.InvalidRequest("with the %s seal there are no unseal keys: secret_shares and secret_threshold must be 1 (the root key is rotated), or rekey the recovery keys with sys/rekey-recovery-key", s.core.seal.Type())
+			}
+			if target == rekeyBarrier && verify {
+				// No new keys are handed out: nothing to verify.
+				return nil, logical.InvalidRequest("requiring verification not supported when rekeying the barrier key with recovery keys")
 			}
 		}
 		if err := next.Validate(); err != nil {
@@ -550,9 +621,10 @@ func (s *system) rekeyInit(target string) framework.OperationFunc {
 		if err != nil {
 			return nil, err
 		}
-		a := &rekeyAttempt{shares: shares, threshold: threshold, collector: col}
+		a := &rekeyAttempt{shares: shares, threshold: threshold, verify: verify, collector: col}
 		m.rekeys[target] = a
-		s.core.logger.Info("rekey initialized", "target", target, "nonce", col.Nonce(), "shares", shares, "threshold", threshold)
+		s.core.logger.Info("rekey initialized", "target", target, "nonce", col.Nonce(), "shares", shares, "threshold", threshold,
+			"require_verification", verify)
 		data, err := s.rekeyStatusData(ctx, target, a)
 		if err != nil {
 			return nil, err
@@ -567,7 +639,7 @@ func (s *system) rekeyCancel(target string) framework.OperationFunc {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		if a := m.rekeys[target]; a != nil {
-			a.collector.Reset()
+			a.discard()
 			delete(m.rekeys, target)
 		}
 		return nil, nil
@@ -598,6 +670,9 @@ func (s *system) rekeyUpdate(target string) framework.OperationFunc {
 		if a == nil {
 			return nil, logical.InvalidRequest("no rekey in progress")
 		}
+		if a.pending != nil {
+			return nil, logical.InvalidRequest("rekey operation already finished; verification must be performed; nonce for the verification operation is %q", a.verification.Nonce())
+		}
 		if d.Get("nonce").(string) != a.collector.Nonce() {
 			return nil, logical.InvalidRequest("incorrect nonce")
 		}
@@ -617,25 +692,166 @@ func (s *system) rekeyUpdate(target string) framework.OperationFunc {
 			return nil, shareError(err)
 		}
 		var keys [][]byte
-		if target == rekeyRecovery {
+		var pending *seal.PendingRekey
+		switch {
+		case a.verify && target == rekeyRecovery:
+			pending, keys, err = s.core.seal.PrepareRekeyRecovery(ctx, a.shares, a.threshold)
+		case a.verify:
+			pending, keys, err = s.core.seal.PrepareRekey(ctx, a.shares, a.threshold)
+		case target == rekeyRecovery:
 			keys, err = s.core.seal.RekeyRecovery(ctx, a.shares, a.threshold)
-		} else {
+		default:
 			keys, err = s.core.seal.Rekey(ctx, a.shares, a.threshold)
 		}
 		if err != nil {
 			return nil, err
 		}
-		delete(m.rekeys, target)
-		s.core.logger.Info("rekey completed", "target", target, "shares", a.shares, "threshold", a.threshold)
+		data := map[string]any{
+			"complete": true, "nonce": a.collector.Nonce(), "pgp_fingerprints": nil, "backup": false,
+			"verification_required": false,
+		}
+		if pending != nil {
+			// Nothing is stored until a threshold of the new keys comes
+			// back (sys/rekey/verify): the old keys stay valid meanwhile.
+			if a.verification, err = seal.NewCollector(pending.Threshold(), pending.ShareLen()); err != nil {
+				pending.Discard()
+				zeroAll(keys)
+				return nil, err
+			}
+			a.pending = pending
+			data["verification_required"], data["verification_nonce"] = true, a.verification.Nonce()
+			s.core.logger.Info("rekey awaiting verification of the new keys", "target", target, "shares", a.shares,
+				"threshold", a.threshold, "verification_nonce", a.verification.Nonce())
+		} else {
+			delete(m.rekeys, target)
+			s.core.logger.Info("rekey completed", "target", target, "shares", a.shares, "threshold", a.threshold)
+		}
 		hexKeys, b64Keys := make([]string, len(keys)), make([]string, len(keys))
 		for i, k := range keys {
 			hexKeys[i], b64Keys[i] = hex.EncodeToString(k), base64.StdEncoding.EncodeToString(k)
 			clear(k)
 		}
-		return &logical.Response{Data: map[string]any{
-			"complete": true, "nonce": a.collector.Nonce(), "keys": hexKeys, "keys_base64": b64Keys,
-			"pgp_fingerprints": nil, "backup": false, "verification_required": false,
-		}}, nil
+		data["keys"], data["keys_base64"] = hexKeys, b64Keys
+		return &logical.Response{Data: data}, nil
+	}
+}
+
+// rekeyVerifyStatus is Vault's sys/rekey/verify status.
+func (s *system) rekeyVerifyStatus(target string) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		if err := s.checkRekeyTarget(target); err != nil {
+			return nil, err
+		}
+		m := s.u.keys
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		a := m.rekeys[target]
+		if a == nil {
+			return nil, logical.InvalidRequest("no rekey in progress")
+		}
+		return &logical.Response{Data: a.verifyStatus()}, nil
+	}
+}
+
+// rekeyVerifyRestart resets the verification's progress and nonce; the
+// new keys stay the same (Vault's DELETE sys/rekey/verify).
+func (s *system) rekeyVerifyRestart(target string) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		m := s.u.keys
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		a := m.rekeys[target]
+		if a == nil || a.pending == nil {
+			return nil, nil
+		}
+		col, err := seal.NewCollector(a.pending.Threshold(), a.pending.ShareLen())
+		if err != nil {
+			return nil, err
+		}
+		a.verification.Reset()
+		a.verification = col
+		return nil, nil
+	}
+}
+
+// rekeyVerifyUpdate takes one of the new key shares; at the threshold the
+// combined key must be the new key, which is then stored.
+func (s *system) rekeyVerifyUpdate(target string) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		if err := s.checkRekeyTarget(target); err != nil {
+			return nil, err
+		}
+		share, err := decodeShare(d.Get("key").(string))
+		if err != nil {
+			return nil, err
+		}
+		defer clear(share)
+		done, err := s.begin()
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		m := s.u.keys
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		a := m.rekeys[target]
+		if a == nil || a.pending == nil {
+			return nil, logical.InvalidRequest("no rekey verification in progress")
+		}
+		if d.Get("nonce").(string) != a.verification.Nonce() {
+			return nil, logical.InvalidRequest("incorrect nonce")
+		}
+		key, err := a.verification.Add(share)
+		if err != nil {
+			return nil, shareError(err)
+		}
+		if key == nil {
+			data := a.verifyStatus()
+			data["complete"] = false
+			return &logical.Response{Data: data}, nil
+		}
+		defer clear(key)
+		if err := a.pending.Verify(key); err != nil {
+			return nil, logical.InvalidRequest("the key shares do not reconstruct the new key; verification progress was reset")
+		}
+		if err := s.core.seal.CommitRekey(ctx, a.pending); err != nil {
+			return nil, err
+		}
+		nonce := a.verification.Nonce()
+		a.discard()
+		delete(m.rekeys, target)
+		s.core.logger.Info("rekey completed after verification", "target", target, "shares", a.shares, "threshold", a.threshold)
+		return &logical.Response{Data: map[string]any{"nonce": nonce, "complete": true}}, nil
+	}
+}
+
+// verifyStatus is Vault's rekey verification status.
+func (a *rekeyAttempt) verifyStatus() map[string]any {
+	data := map[string]any{"started": false, "nonce": "", "t": a.threshold, "n": a.shares, "progress": 0}
+	if a.pending != nil {
+		data["started"], data["nonce"], data["progress"] = true, a.verification.Nonce(), a.verification.Progress()
+	}
+	return data
+}
+
+// discard zeroes what the attempt holds: shares given so far and a new
+// key awaiting verification.
+func (a *rekeyAttempt) discard() {
+	a.collector.Reset()
+	a.verification.Reset()
+	a.pending.Discard()
+	a.pending = nil
+}
+
+// Format prints only the type name: an attempt holds key shares and maybe
+// a new key.
+func (a *rekeyAttempt) Format(f fmt.State, verb rune) {
+	_, _ = f.Write([]byte("kernel.rekeyAttempt{redacted}"))
+}
+
+func zeroAll(bs [][]byte) {
+	for _, b := range bs {
+		clear(b)
 	}
 }
 

@@ -55,8 +55,14 @@ func (c *operatorRotateCommand) Run(args []string) int {
 	if c.flagReencrypt {
 		body = map[string]any{"reencrypt": true}
 	}
-	if _, err := send(ctx, client, "POST", "sys/rotate", body); err != nil {
+	resp, err := send(ctx, client, "POST", "sys/rotate", body)
+	if err != nil {
 		return remoteFailed("rotating key", err)
+	}
+	if resp != nil {
+		for _, w := range resp.Warnings {
+			printErr("WARNING! %s", w)
+		}
 	}
 	status, err := client.Sys().KeyStatusWithContext(ctx)
 	if err != nil {
@@ -150,6 +156,16 @@ Usage: ward operator rekey [options] [KEY]
       $ ward operator rekey -nonce=NONCE
 
   The new keys are printed when the threshold is reached.
+
+  With -verify at -init, the new keys are not stored until a threshold of
+  them has been entered back: until then the current keys stay valid, so
+  new keys lost on their way (a crash, a timeout) cost nothing. Once the
+  new keys are printed, each new key holder runs:
+
+      $ ward operator rekey -verify
+
+  -verify -status shows the verification's progress; -verify -cancel
+  restarts it (same new keys, new nonce); -cancel abandons the rekey.
 `, c.flags())
 }
 
@@ -164,7 +180,8 @@ func (c *operatorRekeyCommand) flags() *flag.FlagSet {
 	fs.StringVar(&c.flagTarget, "target", "barrier", `"barrier" (unseal keys) or "recovery" (recovery keys of an auto-unseal seal).`)
 	fs.StringVar(&c.flagPGPKeys, "pgp-keys", "", "Not supported by Ward.")
 	fs.BoolVar(&c.flagBackup, "backup", false, "Not supported by Ward.")
-	fs.BoolVar(&c.flagVerify, "verify", false, "Not supported by Ward.")
+	fs.BoolVar(&c.flagVerify, "verify", false, "With -init: store the new keys only once a threshold of them has been entered back. "+
+		"Otherwise: enter a new key to verify it (with -status or -cancel: the verification's).")
 	return fs
 }
 
@@ -174,8 +191,8 @@ func (c *operatorRekeyCommand) Run(args []string) int {
 		return exitLocal
 	}
 	switch {
-	case c.flagPGPKeys != "" || c.flagBackup || c.flagVerify:
-		printErr("-pgp-keys, -backup and -verify are not supported by Ward")
+	case c.flagPGPKeys != "" || c.flagBackup:
+		printErr("-pgp-keys and -backup are not supported by Ward")
 		return exitLocal
 	case c.flagTarget != "barrier" && c.flagTarget != "recovery":
 		printErr("Invalid -target %q (expected \"barrier\" or \"recovery\")", c.flagTarget)
@@ -195,7 +212,8 @@ func (c *operatorRekeyCommand) Run(args []string) int {
 			return exitLocal
 		}
 		client.SetMaxRetries(0)
-		req := &api.RekeyInitRequest{SecretShares: c.flagKeyShares, SecretThreshold: c.flagKeyThreshold}
+		req := &api.RekeyInitRequest{SecretShares: c.flagKeyShares, SecretThreshold: c.flagKeyThreshold,
+			RequireVerification: c.flagVerify}
 		var st *api.RekeyStatusResponse
 		if recovery {
 			st, err = sys.RekeyRecoveryKeyInitWithContext(ctx, req)
@@ -206,6 +224,8 @@ func (c *operatorRekeyCommand) Run(args []string) int {
 			return remoteFailed("initializing rekey", err)
 		}
 		return c.printStatus(st)
+	case c.flagVerify:
+		return c.verify(ctx, client, recovery, args)
 	case c.flagCancel:
 		if recovery {
 			err = sys.RekeyRecoveryKeyCancelWithContext(ctx)
@@ -269,18 +289,102 @@ func (c *operatorRekeyCommand) Run(args []string) int {
 	for i, k := range keys {
 		fmt.Fprintf(&b, "Key %d: %s\n", i+1, k)
 	}
-	if len(keys) > 0 {
+	noun := "unseal keys"
+	if recovery {
+		noun = "recovery keys"
+	}
+	switch {
+	case len(keys) > 0 && up.VerificationRequired:
+		fmt.Fprintf(&b, "\nOperation nonce: %s\nVerification nonce: %s\n\n", up.Nonce, up.VerificationNonce)
+		fmt.Fprintf(&b, "Ward generated %d key shares with a key threshold of %d. They are NOT in use yet:\n"+
+			"the current %s stay valid until %d of the new ones are entered with\n"+
+			"\"ward operator rekey -verify%s\". Please securely distribute the key shares\n"+
+			"printed above.\n", len(keys), st.T, noun, st.T, targetFlag(recovery))
+	case len(keys) > 0:
 		fmt.Fprintf(&b, "\nOperation nonce: %s\n\n", up.Nonce)
-		noun := "unseal keys"
-		if recovery {
-			noun = "recovery keys"
-		}
 		fmt.Fprintf(&b, "Ward rekeyed with %d key shares and a key threshold of %d. Please securely\n"+
 			"distribute the key shares printed above. The old %s no longer work.\n", len(keys), st.T, noun)
-	} else {
+	default:
 		b.WriteString("Success! The root key was rotated (an auto-unseal seal has no unseal keys).\n")
 	}
 	writeOut(b.String())
+	return exitOK
+}
+
+func targetFlag(recovery bool) string {
+	if recovery {
+		return " -target=recovery"
+	}
+	return ""
+}
+
+// verify drives the verification of the new keys (sys/rekey/verify): its
+// status, its restart, or one new key. The endpoints are read through the
+// response's data, which every server version fills.
+func (c *operatorRekeyCommand) verify(ctx context.Context, client *api.Client, recovery bool, args []string) int {
+	path := "sys/rekey/verify"
+	if recovery {
+		path = "sys/rekey-recovery-key/verify"
+	}
+	if c.flagCancel {
+		if _, err := send(ctx, client, "DELETE", path, nil); err != nil {
+			return remoteFailed("restarting the rekey verification", err)
+		}
+		writeOut("Success! Restarted the rekey verification (the new keys are unchanged; enter them again)\n")
+		return exitOK
+	}
+	st, err := send(ctx, client, "GET", path, nil)
+	if err != nil {
+		return remoteFailed("reading the rekey verification status", err)
+	}
+	if c.flagStatus {
+		return c.printVerifyStatus(st)
+	}
+	if st == nil || st.Data["started"] != true {
+		printErr("No rekey is waiting for verification. Start one with \"ward operator rekey -init -verify\".")
+		return exitLocal
+	}
+	nonce := c.flagNonce
+	if nonce == "" {
+		nonce, _ = st.Data["nonce"].(string)
+	}
+	key, code := shareArg(args, "New key (will be hidden): ")
+	if code != exitOK {
+		return code
+	}
+	client.SetMaxRetries(0)
+	up, err := send(ctx, client, "PUT", path, map[string]any{"key": key, "nonce": nonce})
+	if err != nil {
+		return remoteFailed("posting the new key", err)
+	}
+	if up != nil && up.Data["complete"] == true {
+		if c.jsonOutput() {
+			return printJSON(up.Data)
+		}
+		writeOut("Success! Rekey verified: the new keys are in use and the old ones no longer work.\n")
+		return exitOK
+	}
+	if st, err = send(ctx, client, "GET", path, nil); err != nil {
+		return remoteFailed("reading the rekey verification status", err)
+	}
+	return c.printVerifyStatus(st)
+}
+
+func (c *operatorRekeyCommand) printVerifyStatus(st *api.Secret) int {
+	data := map[string]any{}
+	if st != nil && st.Data != nil {
+		data = st.Data
+	}
+	if c.jsonOutput() {
+		return printJSON(data)
+	}
+	printKeyValues([][]string{
+		{"Verification Nonce", fmt.Sprint(data["nonce"])},
+		{"Started", fmt.Sprint(data["started"])},
+		{"Verification Progress", fmt.Sprintf("%v/%v", data["progress"], data["t"])},
+		{"New Shares", fmt.Sprint(data["n"])},
+		{"New Threshold", fmt.Sprint(data["t"])},
+	})
 	return exitOK
 }
 
@@ -302,6 +406,9 @@ func (c *operatorRekeyCommand) printStatus(st *api.RekeyStatusResponse) int {
 		{"New Shares", fmt.Sprint(st.N)},
 		{"New Threshold", fmt.Sprint(st.T)},
 		{"Verification Required", fmt.Sprint(st.VerificationRequired)},
+	}
+	if st.VerificationNonce != "" {
+		rows = append(rows, []string{"Verification Nonce", st.VerificationNonce})
 	}
 	printKeyValues(rows)
 	return exitOK

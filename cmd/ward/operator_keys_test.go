@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"regexp"
 	"strings"
 	"testing"
@@ -103,4 +104,67 @@ func TestOperatorKeyCommands(t *testing.T) {
 	}
 	op(t, "", "generate-root", "-pgp-key=x").wantCode(t, exitLocal)
 	op(t, "", "generate-root", "-decode=abc").wantCode(t, exitLocal)
+}
+
+// TestOperatorRekeyVerify: `rekey -init -verify` hands out new keys that
+// are stored only once a threshold of them is entered back with
+// `rekey -verify`; the old keys work until then.
+func TestOperatorRekeyVerify(t *testing.T) {
+	isolateEnv(t)
+	ts := startServer(t, serverOpts{})
+	keys, rootToken := ts.initUnseal(3, 2)
+	t.Setenv("WARD_ADDR", ts.addr)
+	t.Setenv("WARD_TOKEN", rootToken)
+
+	r := op(t, "", "rekey", "-init", "-verify", "-key-shares=3", "-key-threshold=2").wantCode(t, 0)
+	if st := parseKeyValueTable(t, r.stdout); st["Verification Required"] != "true" {
+		t.Fatalf("rekey -init -verify:\n%s", r.stdout)
+	}
+	op(t, "", "rekey", keys[0]).wantCode(t, 0)
+	r = op(t, "", "rekey", keys[1]).wantCode(t, 0)
+	newKeys := keyLine.FindAllStringSubmatch(r.stdout, -1)
+	if len(newKeys) != 3 || !strings.Contains(r.stdout, "NOT in use yet") || strings.Contains(r.stdout, "no longer work") {
+		t.Fatalf("rekey done:\n%s", r.stdout)
+	}
+	root := ts.client(rootToken)
+	sealAndUnseal := func(ks ...string) error {
+		t.Helper()
+		if st, _ := root.Sys().SealStatus(); !st.Sealed {
+			if err := root.Sys().Seal(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		root.Sys().ResetUnsealProcess()
+		var err error
+		for _, k := range ks {
+			if _, err = root.Sys().Unseal(k); err != nil {
+				break
+			}
+		}
+		if st, _ := root.Sys().SealStatus(); err == nil && st.Sealed {
+			err = errors.New("still sealed")
+		}
+		return err
+	}
+	// Verification: progress, restart, completion.
+	r = op(t, newKeys[0][1]+"\n", "rekey", "-verify").wantCode(t, 0)
+	if st := parseKeyValueTable(t, r.stdout); st["Verification Progress"] != "1/2" || strings.Contains(r.stdout, newKeys[0][1]) {
+		t.Fatalf("verify 1:\n%s", r.stdout)
+	}
+	op(t, "", "rekey", "-verify", "-cancel").wantCode(t, 0)
+	if st := parseKeyValueTable(t, op(t, "", "rekey", "-verify", "-status").wantCode(t, 0).stdout); st["Verification Progress"] != "0/2" || st["Started"] != "true" {
+		t.Fatalf("after -verify -cancel: %v", st)
+	}
+	op(t, "", "rekey", "-verify", newKeys[2][1]).wantCode(t, 0)
+	r = op(t, "", "rekey", "-verify", newKeys[1][1]).wantCode(t, 0)
+	if !strings.HasPrefix(r.stdout, "Success! Rekey verified") {
+		t.Fatalf("verify done:\n%s", r.stdout)
+	}
+	if err := sealAndUnseal(keys[0], keys[2]); err == nil {
+		t.Fatal("the old keys still unseal after the verified rekey")
+	}
+	if err := sealAndUnseal(newKeys[0][1], newKeys[2][1]); err != nil {
+		t.Fatalf("the new keys do not unseal: %v", err)
+	}
+	op(t, "", "rekey", "-verify").wantCode(t, exitRemote) // nothing to verify
 }

@@ -389,11 +389,11 @@ func (b *Barrier) Batch(ctx context.Context, ops []storage.Op) error {
 			return err
 		}
 		b.writeMu.RLock()
-		if wrapped != nil && b.sealWrapper() != wrapper {
+		phys, err := b.encryptOps(ops, wrapped, wrapper)
+		if err == errWrapperChanged {
 			b.writeMu.RUnlock() // Reseal changed the wrapper: wrap again
 			continue
 		}
-		phys, err := b.encryptOps(ops, wrapped)
 		if err == nil {
 			err = b.phys.Batch(ctx, phys)
 		}
@@ -402,13 +402,32 @@ func (b *Barrier) Batch(ctx context.Context, ops []storage.Op) error {
 	}
 }
 
+// errWrapperChanged: the seal wrapper changed (Reseal) after the values
+// were wrapped; they must be wrapped again.
+var errWrapperChanged = errors.New("barrier: seal wrapper changed")
+
 // encryptOps encrypts the puts of ops; wrapped, if not nil, holds for each
-// op the seal-wrapped value to store instead (nil for ops not wrapped).
-func (b *Barrier) encryptOps(ops []storage.Op, wrapped [][]byte) ([]storage.Op, error) {
+// op the value seal-wrapped by wrapper to store instead (nil for ops not
+// wrapped). It returns errWrapperChanged if an op's wrapping no longer
+// matches the barrier's wrapper, in either direction: a value wrapped by
+// an old wrapper, or a value left unwrapped that must now be wrapped.
+func (b *Barrier) encryptOps(ops []storage.Op, wrapped [][]byte, wrapper SealWrapper) ([]storage.Op, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.active == nil {
 		return nil, ErrSealed
+	}
+	for i, op := range ops {
+		if op.Kind != storage.OpPut {
+			continue
+		}
+		var used SealWrapper
+		if wrapped != nil && wrapped[i] != nil {
+			used = wrapper
+		}
+		if b.wrapperForLocked(op.Key) != used {
+			return nil, errWrapperChanged
+		}
 	}
 	phys := make([]storage.Op, len(ops))
 	for i, op := range ops {

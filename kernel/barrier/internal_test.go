@@ -237,3 +237,55 @@ func FuzzDecodeKeyring(f *testing.F) {
 		}
 	})
 }
+
+// tagWrapper is a SealWrapper that only tags its blobs: enough to see
+// whether a value went through it.
+type tagWrapper struct{}
+
+func (tagWrapper) SealWrap(_ context.Context, pt, aad []byte) ([]byte, error) {
+	return append([]byte("wrapped:"), pt...), nil
+}
+
+func (tagWrapper) SealUnwrap(_ context.Context, blob, aad []byte) ([]byte, error) {
+	return bytes.TrimPrefix(blob, []byte("wrapped:")), nil
+}
+
+// TestBatchWrapsAfterWrapperAppears: a Batch whose values were left
+// unwrapped (no wrapper yet) while a Reseal installed a wrapper must wrap
+// them before writing, as Put does: a seal-wrapped prefix never gets an
+// unwrapped record once the barrier has a wrapper.
+func TestBatchWrapsAfterWrapperAppears(t *testing.T) {
+	ctx := context.Background()
+	phys := storage.NewInmem()
+	b := New(phys)
+	b.SetSealWrap(nil, "sys/token/salt")
+	root := bytes.Repeat([]byte{2}, KeySize)
+	if err := b.Initialize(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Unseal(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	// Hold writeMu as Reseal does while it installs the wrapper; the Batch
+	// wraps nothing (no wrapper yet) and waits for writeMu.
+	b.writeMu.Lock()
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Batch(ctx, []storage.Op{{Kind: storage.OpPut, Key: "sys/token/salt", Value: []byte("salt")}})
+	}()
+	time.Sleep(100 * time.Millisecond)
+	b.mu.Lock()
+	b.wrapper = tagWrapper{}
+	b.mu.Unlock()
+	b.writeMu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := phys.Get(ctx, "data/sys/token/salt")
+	if raw[0] != sealWrappedVersion {
+		t.Fatalf("record version %d: written unwrapped under a seal wrapper", raw[0])
+	}
+	if v, err := b.Get(ctx, "sys/token/salt"); err != nil || string(v) != "salt" {
+		t.Fatalf("Get = %q, %v", v, err)
+	}
+}

@@ -3,6 +3,7 @@ package barrier
 import (
 	"cmp"
 	"context"
+	"crypto/cipher"
 	"fmt"
 	"slices"
 	"strings"
@@ -170,11 +171,21 @@ func (b *Barrier) Reseal(ctx context.Context, newRootKey []byte, w SealWrapper, 
 			return ErrReservedKey
 		}
 	}
+	var newRootAEAD cipher.AEAD
+	if newRootKey != nil {
+		var err error
+		if newRootAEAD, err = newAEAD(newRootKey); err != nil {
+			return err
+		}
+	}
 	b.keyringMu.Lock()
 	defer b.keyringMu.Unlock()
 	b.writeMu.Lock()
 	defer b.writeMu.Unlock()
 
+	// The keyring is encoded in the same critical section as the sealed
+	// check: Seal zeroes the term keys, and a keyring encoded after it
+	// would hold empty keys.
 	b.mu.RLock()
 	if b.active == nil {
 		b.mu.RUnlock()
@@ -185,18 +196,12 @@ func (b *Barrier) Reseal(ctx context.Context, newRootKey []byte, w SealWrapper, 
 	for _, tk := range b.terms {
 		keys = append(keys, tk)
 	}
-	rootAEAD, active := b.rootAEAD, b.active.term
-	b.mu.RUnlock()
-
-	if newRootKey != nil {
-		var err error
-		if rootAEAD, err = newAEAD(newRootKey); err != nil {
-			return err
-		}
+	rootAEAD := b.rootAEAD
+	if newRootAEAD != nil {
+		rootAEAD = newRootAEAD
 	}
 	sortTerms(keys)
-	b.mu.RLock()
-	record := sealKeyring(rootAEAD, active, keys)
+	record := sealKeyring(rootAEAD, b.active.term, keys)
 	b.mu.RUnlock()
 	record, err := b.wrapKeyring(ctx, w, record)
 	if err != nil {
@@ -223,19 +228,17 @@ func (b *Barrier) Reseal(ctx context.Context, newRootKey []byte, w SealWrapper, 
 				}
 			}
 			defer clear(pt)
-			var rec []byte
+			value, wrappedValue := pt, false
 			if w != nil {
-				blob, err := w.SealWrap(ctx, pt, []byte(key))
-				if err != nil {
+				// An HSM call: the barrier may be sealed meanwhile.
+				if value, err = w.SealWrap(ctx, pt, []byte(key)); err != nil {
 					return fmt.Errorf("barrier: seal-wrap: %w", err)
 				}
-				b.mu.RLock()
-				rec = b.sealWrappedLocked(blob, key)
-				b.mu.RUnlock()
-			} else {
-				b.mu.RLock()
-				rec = b.sealLocked(pt, []byte(key))
-				b.mu.RUnlock()
+				wrappedValue = true
+			}
+			rec, err := b.sealUnlessSealed(value, key, wrappedValue)
+			if err != nil {
+				return err
 			}
 			ops = append(ops, storage.Op{Kind: storage.OpPut, Key: pkey, Value: rec})
 			return nil
@@ -267,6 +270,20 @@ func (b *Barrier) Reseal(ctx context.Context, newRootKey []byte, w SealWrapper, 
 		b.rootAEAD = rootAEAD
 	}
 	return nil
+}
+
+// sealUnlessSealed encrypts value for the logical key under the active
+// term (as a seal-wrapped record if wrapped), or returns ErrSealed.
+func (b *Barrier) sealUnlessSealed(value []byte, key string, wrapped bool) ([]byte, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.active == nil {
+		return nil, ErrSealed
+	}
+	if wrapped {
+		return b.sealWrappedLocked(value, key), nil
+	}
+	return b.sealLocked(value, []byte(key)), nil
 }
 
 func sortTerms(keys []*termKey) {

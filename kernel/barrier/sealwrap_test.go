@@ -301,3 +301,56 @@ func TestReencryptUnderWrites(t *testing.T) {
 		t.Fatalf("salt after re-encryption: %q %v", got, err)
 	}
 }
+
+// sealingWrapper seals the barrier while it wraps a data entry, as a
+// concurrent Seal during a slow HSM call would.
+type sealingWrapper struct {
+	*softWrapper
+	b *barrier.Barrier
+}
+
+func (w *sealingWrapper) SealWrap(ctx context.Context, pt, aad []byte) ([]byte, error) {
+	if string(aad) != "barrier/keyring" {
+		w.b.Seal()
+	}
+	return w.softWrapper.SealWrap(ctx, pt, aad)
+}
+
+// TestResealSealedMidway: a Seal while Reseal waits for the wrapper makes
+// Reseal fail with ErrSealed (it used to dereference the zeroed active
+// term and panic) and leaves storage as it was.
+func TestResealSealedMidway(t *testing.T) {
+	phys := storage.NewInmem()
+	b, root := newUnsealed(t, phys)
+	b.Seal()
+	b.SetSealWrap(nil, wrapped...)
+	if err := b.Unseal(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "sys/token/salt", []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, phys)
+	w := &sealingWrapper{softWrapper: newSoftWrapper(t), b: b}
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return b.Reseal(ctx, randomKey(t), w)
+	}()
+	if !errors.Is(err, barrier.ErrSealed) {
+		t.Fatalf("Reseal sealed midway: %v", err)
+	}
+	if after := snapshot(t, phys); !mapsEqual(before, after) {
+		t.Fatal("a Reseal interrupted by Seal changed storage")
+	}
+	b.SetSealWrap(nil, wrapped...)
+	if err := b.Unseal(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Get(ctx, "sys/token/salt"); err != nil || string(got) != "s" {
+		t.Fatalf("after the interrupted Reseal: %q %v", got, err)
+	}
+}

@@ -37,7 +37,7 @@ type PKCS11Seal struct {
 	Lib         string
 	Slot        *uint
 	TokenLabel  string
-	PIN         string // may be empty: the server reads WARD_HSM_PIN
+	PIN         string `json:"-"` // may be empty: the server reads WARD_HSM_PIN
 	KeyLabel    string
 	Mechanism   string
 	RSAOAEPHash string

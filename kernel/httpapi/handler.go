@@ -315,6 +315,8 @@ var legacyTopLevel = map[string]bool{
 	"sys/rekey-recovery-key/init": true, "sys/rekey-recovery-key/update": true,
 	"sys/rotate/root/init": true, "sys/rotate/root/update": true,
 	"sys/rotate/recovery/init": true, "sys/rotate/recovery/update": true,
+	"sys/rekey/verify": true, "sys/rekey-recovery-key/verify": true,
+	"sys/rotate/root/verify": true, "sys/rotate/recovery/verify": true,
 	"sys/generate-root/attempt": true, "sys/generate-root/update": true,
 	"sys/generate-root-token/attempt": true, "sys/generate-root-token/update": true,
 }

@@ -39,7 +39,11 @@
 // barrier's keyring; Rekey, RotateRootKey and Migrate write theirs in the
 // same batch as the keyring they re-encrypt or rewrap (barrier.Reseal).
 // Whatever crashes, storage is entirely under the old keys or entirely
-// under the new ones.
+// under the new ones. A rekey's new shares exist only in the response
+// that carries them; PrepareRekey and CommitRekey let the kernel store
+// them only after operators have entered a threshold of them back
+// (Vault's require_verification), so that a lost response cannot leave
+// storage under keys nobody holds.
 //
 // # Migration
 //
@@ -68,5 +72,6 @@
 // happen only while the server is sealed and never on a request path.
 // Another serialises the writers of seal records. A PKCS11 pools its HSM
 // sessions (at most MaxSessions in use); PKCS#11 modules are loaded once
-// per process and shared.
+// per process and shared. A PKCS11 never logs in again with a PIN the
+// token refused (tokens lock the PIN after a few failures).
 package seal

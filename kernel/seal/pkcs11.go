@@ -45,6 +45,13 @@ type PKCS11 struct {
 	// again (initialising the module again if it lost its state).
 	reconnect bool
 	closed    bool
+	// pinErr is set when the token refused the PIN: it is returned from
+	// then on without calling C_Login again. The PIN cannot change without
+	// a new PKCS11 (a restart), and tokens lock the user PIN after a few
+	// failed logins, so retrying (the server retries auto-unseal with
+	// backoff) would turn a typo into a token locked until its security
+	// officer unlocks it.
+	pinErr error
 }
 
 var _ Access = (*PKCS11)(nil)
@@ -384,6 +391,9 @@ func (p *PKCS11) acquire(needKey bool) (*p11session, error) {
 		}
 		p.slot, p.reconnect = slot, false
 	}
+	if !p.loggedIn && p.pinErr != nil {
+		return nil, p.pinErr
+	}
 	var h pkcs11.SessionHandle
 	if n := len(p.idle); n > 0 {
 		h, p.idle = p.idle[n-1], p.idle[:n-1]
@@ -405,7 +415,11 @@ func (p *PKCS11) acquire(needKey bool) (*p11session, error) {
 			if classify(err) != errFatal {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%w: pkcs11 seal: login to %s failed: %v (check pin / WARD_HSM_PIN)", ErrSealLogin, p.token(), err)
+			err = fmt.Errorf("%w: pkcs11 seal: login to %s failed: %v (check pin / WARD_HSM_PIN)", ErrSealLogin, p.token(), err)
+			if pinRefused(rv) {
+				p.pinErr = fmt.Errorf("%w; this PIN is not tried again until the server restarts, so that the token does not lock it", err)
+			}
+			return nil, err
 		}
 		p.loggedIn = true
 	}
@@ -420,6 +434,16 @@ func (p *PKCS11) acquire(needKey bool) (*p11session, error) {
 	s.keys = p.keys
 	p.inUse++
 	return s, nil
+}
+
+// pinRefused reports whether a login failed because of the PIN itself.
+func pinRefused(rv pkcs11.Error) bool {
+	switch uint(rv) {
+	case pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_INVALID, pkcs11.CKR_PIN_LEN_RANGE,
+		pkcs11.CKR_PIN_EXPIRED, pkcs11.CKR_PIN_LOCKED:
+		return true
+	}
+	return false
 }
 
 // release returns a session to the pool (keep) or closes it.

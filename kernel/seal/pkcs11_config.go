@@ -26,8 +26,9 @@ type PKCS11Config struct {
 	// one of them is set.
 	Slot       *uint
 	TokenLabel string
-	// PIN is the token's user PIN. It is never logged or printed.
-	PIN string
+	// PIN is the token's user PIN. It is never logged, printed or
+	// encoded as JSON.
+	PIN string `json:"-"`
 	// KeyLabel is the CKA_LABEL of the key (of both halves of an RSA
 	// pair).
 	KeyLabel string

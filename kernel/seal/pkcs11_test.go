@@ -559,3 +559,41 @@ func TestMigrationCrashLeavesOldSeal(t *testing.T) {
 		t.Fatalf("after migration: %q %v", got, err)
 	}
 }
+
+// TestPKCS11WrongPINNotRetried: once the token refused the PIN, the seal
+// does not log in with it again (tokens lock the user PIN after a few
+// failures, and the server retries auto-unseal with backoff); a restart
+// with the right PIN works.
+func TestPKCS11WrongPINNotRetried(t *testing.T) {
+	f := newHSM(t, seal.MechanismAESGCM)
+	s, _ := f.open(t, f.cfg)
+	if _, err := s.Initialize(ctx, seal.Config{RecoveryShares: 1, RecoveryThreshold: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s.Access().Close()
+	before := dump(t, f.phys)
+
+	cfg := f.cfg
+	cfg.PIN = "typo-in-the-pin-42"
+	s, b := f.open(t, cfg)
+	if err := s.AutoUnseal(ctx); !errors.Is(err, seal.ErrSealLogin) {
+		t.Fatalf("AutoUnseal with a wrong PIN: %v", err)
+	}
+	// Were the seal to log in again, this PIN would now be accepted.
+	f.hsm.SetUserPIN(t, f.token, f.pin, cfg.PIN)
+	for range 3 {
+		err := s.AutoUnseal(ctx)
+		if !errors.Is(err, seal.ErrSealLogin) || !b.Sealed() || !strings.Contains(err.Error(), "not tried again") || strings.Contains(err.Error(), cfg.PIN) {
+			t.Fatalf("retry after the PIN was refused: %v", err)
+		}
+	}
+	// A restart (a new Access) tries the PIN again.
+	s.Access().Close()
+	s2, b2 := f.open(t, cfg)
+	if err := s2.AutoUnseal(ctx); err != nil || b2.Sealed() {
+		t.Fatalf("after a restart: %v", err)
+	}
+	if after := dump(t, f.phys); !maps.EqualFunc(before, after, bytes.Equal) {
+		t.Fatal("a failed unseal changed storage")
+	}
+}

@@ -3,9 +3,11 @@ package seal
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/bits"
+	"strings"
 	"testing"
 
 	"github.com/openbao/openbao/sdk/v2/helper/shamir"
@@ -202,5 +204,23 @@ func TestFormatRedacts(t *testing.T) {
 		if out != "seal.Seal{redacted}" {
 			t.Errorf("%s prints %s", verb, out)
 		}
+	}
+}
+
+// TestSecretHoldersRedact: the PKCS#11 configuration hides its PIN from
+// fmt and encoding/json; a pending rekey hides its key.
+func TestSecretHoldersRedact(t *testing.T) {
+	cfg := PKCS11Config{Lib: "/lib.so", TokenLabel: "t", PIN: "pin-secret-1234", KeyLabel: "k"}
+	js, err := json.Marshal(struct{ Seal PKCS11Config }{cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := fmt.Sprintf("%v %+v %#v %s", cfg, &cfg, struct{ C PKCS11Config }{cfg}, []PKCS11Config{cfg}) + string(js)
+	if strings.Contains(out, cfg.PIN) {
+		t.Fatalf("the PIN shows: %s", out)
+	}
+	p := &PendingRekey{key: []byte("new-key-material-0123456789abcdef")}
+	if out := fmt.Sprintf("%v %+v %#v", p, p, p); strings.Contains(out, "new-key") {
+		t.Fatalf("a pending rekey prints its key: %s", out)
 	}
 }

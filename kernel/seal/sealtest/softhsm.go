@@ -123,6 +123,17 @@ func (h *SoftHSM) DeleteKey(t testing.TB, tokenLabel, pin, keyLabel string) {
 	}
 }
 
+// SetUserPIN changes the token's user PIN from pin to newPIN, as its
+// owner might while a seal with a wrong PIN is running.
+func (h *SoftHSM) SetUserPIN(t testing.TB, tokenLabel, pin, newPIN string) {
+	t.Helper()
+	if err := withToken(h.Lib, tokenLabel, pin, func(ctx *pkcs11.Ctx, sh pkcs11.SessionHandle) error {
+		return ctx.SetPIN(sh, pin, newPIN)
+	}); err != nil {
+		t.Fatalf("set the user PIN: %v", err)
+	}
+}
+
 // CloseAllSessions closes every session of the token, as an HSM restart
 // would, under the feet of a running seal.
 func (h *SoftHSM) CloseAllSessions(t testing.TB, tokenLabel, pin string) {
