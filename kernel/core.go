@@ -25,6 +25,7 @@ import (
 	"github.com/wardproject/ward/kernel/storage"
 	"github.com/wardproject/ward/kernel/token"
 	"github.com/wardproject/ward/sdk/logical"
+	"github.com/wardproject/ward/wasm"
 )
 
 // Errors returned by the core.
@@ -56,9 +57,12 @@ type Config struct {
 	// BuiltinPlugins are the plugins shipped in the ward binary.
 	BuiltinPlugins  []plugin.Entry
 	PluginDirectory string
-	PluginLogLevel  string
-	PluginLogJSON   bool
-	PluginLogOut    io.Writer
+	// WasmCacheDir keeps compiled WASM plugins across restarts (mode
+	// 0700; "" compiles at every unseal).
+	WasmCacheDir   string
+	PluginLogLevel string
+	PluginLogJSON  bool
+	PluginLogOut   io.Writer
 	// AuditDevices are enabled at every unseal (the configuration's audit
 	// stanzas). AllowAPIAuditCreation lets sys/audit create more: off
 	// unless the configuration says unsafe_allow_api_audit_creation or the
@@ -150,7 +154,7 @@ type unsealedState struct {
 	catalog   *plugin.Catalog
 	runner    *plugin.Runner
 	handlesMu sync.Mutex                // protects handles
-	handles   map[string]*plugin.Handle // route prefix -> handle
+	handles   map[string]plugin.Backend // route prefix -> plugin mount
 
 	// opMu serialises the operations that change mounts or plugins, and
 	// Seal takes it so none is half-done when the state goes away.
@@ -565,7 +569,7 @@ func (c *Core) SealType() string { return c.seal.Type() }
 
 // postUnseal loads the kernel's state from the opened barrier.
 func (c *Core) postUnseal(ctx context.Context) error {
-	u := &unsealedState{router: router.New(), handles: map[string]*plugin.Handle{}}
+	u := &unsealedState{router: router.New(), handles: map[string]plugin.Backend{}}
 	ce, err := c.barrier.Get(ctx, "core/cluster")
 	if err != nil {
 		return err
@@ -603,7 +607,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	u.catalog = plugin.NewCatalog(c.barrier.View("core/plugin-catalog/"), c.cfg.PluginDirectory, c.cfg.BuiltinPlugins)
 	u.runner = plugin.NewRunner(plugin.RunnerConfig{
 		Catalog: u.catalog, Logger: c.logger, LogLevel: c.cfg.PluginLogLevel, LogJSON: c.cfg.PluginLogJSON,
-		LogOut: c.cfg.PluginLogOut, Observer: c.cfg.Metrics,
+		LogOut: c.cfg.PluginLogOut, Observer: c.cfg.Metrics, WasmCacheDir: c.cfg.WasmCacheDir,
 	})
 
 	sysEntry := &mount.Entry{Path: "sys/", Type: "system", UUID: "sys", Accessor: "system",
@@ -729,6 +733,16 @@ func (c *Core) PluginProcess(typ, name string) (plugin.Info, bool) {
 	return u.runner.ProcessInfo(typ, name)
 }
 
+// DescribeWasm compiles a WASM plugin and returns its self-description
+// (dev servers use it to register the modules of -dev-plugin-dir).
+func (c *Core) DescribeWasm(ctx context.Context, bin []byte) (wasm.Info, error) {
+	u, err := c.state()
+	if err != nil {
+		return wasm.Info{}, err
+	}
+	return u.runner.DescribeWasm(ctx, bin)
+}
+
 // tokenAuthAccessor is the accessor of the built-in token auth method,
 // stable for a cluster.
 func (u *unsealedState) tokenAuthAccessor() string {
@@ -736,13 +750,19 @@ func (u *unsealedState) tokenAuthAccessor() string {
 	return "auth_token_" + hex.EncodeToString(sum[:4])
 }
 
-func (u *unsealedState) setHandle(path string, h *plugin.Handle) {
+func (u *unsealedState) setHandle(path string, h plugin.Backend) {
 	u.handlesMu.Lock()
 	defer u.handlesMu.Unlock()
 	u.handles[path] = h
 }
 
-func (u *unsealedState) takeHandle(path string) *plugin.Handle {
+func (u *unsealedState) handle(path string) plugin.Backend {
+	u.handlesMu.Lock()
+	defer u.handlesMu.Unlock()
+	return u.handles[path]
+}
+
+func (u *unsealedState) takeHandle(path string) plugin.Backend {
 	u.handlesMu.Lock()
 	defer u.handlesMu.Unlock()
 	h := u.handles[path]

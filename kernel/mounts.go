@@ -61,9 +61,12 @@ func (c *Core) startMount(ctx context.Context, u *unsealedState, k *mountKind, e
 }
 
 func (c *Core) mountSpec(k *mountKind, e *mount.Entry) plugin.MountSpec {
+	// Settings were checked when stored; a bad one left from an older
+	// version falls back to the defaults rather than keep the mount down.
+	limits, _ := wasmLimits(e.Config.Wasm)
 	return plugin.MountSpec{
 		ID: e.UUID, Path: k.route(e), PluginType: string(k.pluginType), PluginName: e.Type,
-		Config: e.Options, Storage: c.barrier.View(e.StoragePrefix()),
+		Config: e.Options, Storage: c.barrier.View(e.StoragePrefix()), Wasm: limits,
 	}
 }
 
@@ -85,14 +88,14 @@ func (s *system) mountPaths(k *mountKind, base string) []*framework.Path {
 		},
 		{
 			Pattern: base + "/(?P<path>.+?)/tune",
-			Fields: map[string]*framework.FieldSchema{
+			Fields: withFields(map[string]*framework.FieldSchema{
 				"path":              {Type: framework.TypeString},
 				"default_lease_ttl": {Type: framework.TypeDurationSecond},
 				"max_lease_ttl":     {Type: framework.TypeDurationSecond},
 				"description":       {Type: framework.TypeString},
 				"options":           {Type: framework.TypeKVPairs},
 				"login_condition":   {Type: framework.TypeString, Description: "Auth methods: CEL condition logins must satisfy; empty removes it."},
-			},
+			}, wasmFields),
 			Operations: ops(map[logical.Operation]func(*mountKind) framework.OperationFunc{
 				logical.ReadOperation: s.readTune, logical.UpdateOperation: s.tune,
 			}),
@@ -104,7 +107,7 @@ func (s *system) mountPaths(k *mountKind, base string) []*framework.Path {
 				"path":           {Type: framework.TypeString, Description: "Mount path."},
 				"type":           {Type: framework.TypeString, Description: "Plugin name, e.g. kv or userpass."},
 				"description":    {Type: framework.TypeString, Description: "Human-readable description."},
-				"config":         {Type: framework.TypeMap, Description: "default_lease_ttl, max_lease_ttl, login_condition (auth methods)."},
+				"config":         {Type: framework.TypeMap, Description: "default_lease_ttl, max_lease_ttl, login_condition (auth methods), wasm_* (WASM plugins)."},
 				"options":        {Type: framework.TypeKVPairs, Description: "Options passed to the plugin (version for kv)."},
 				"local":          {Type: framework.TypeBool},
 				"seal_wrap":      {Type: framework.TypeBool},
@@ -153,7 +156,16 @@ func mountConfigView(e *mount.Entry) map[string]any {
 	if e.Config.LoginCondition != "" {
 		c["login_condition"] = e.Config.LoginCondition
 	}
+	wasmConfigView(e.Config.Wasm, c)
 	return c
+}
+
+// withFields returns base with the extra fields added.
+func withFields(base, extra map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	for k, v := range extra {
+		base[k] = v
+	}
+	return base
 }
 
 // setLoginCondition checks and sets an auth mount's login condition.
@@ -295,10 +307,18 @@ func (s *system) enableMount(k *mountKind) framework.OperationFunc {
 				return nil, err
 			}
 		}
-		if _, err := s.u.catalog.Get(ctx, string(k.pluginType), typ); errors.Is(err, plugin.ErrNotFound) {
+		pe, err := s.u.catalog.Get(ctx, string(k.pluginType), typ)
+		if errors.Is(err, plugin.ErrNotFound) {
 			return nil, logical.InvalidRequest("plugin not found in the catalog: %s", typ)
 		} else if err != nil {
 			return nil, err
+		}
+		var given bool
+		if e.Config.Wasm, given, err = parseWasmConfig(cfg, nil); err != nil {
+			return nil, err
+		}
+		if given && pe.Runtime != plugin.RuntimeWasm {
+			return nil, logical.InvalidRequest("wasm_* settings apply to WASM plugins only; %s runs as a process", typ)
 		}
 
 		h, err := s.u.runner.Mount(ctx, s.core.mountSpec(k, e))
@@ -385,6 +405,7 @@ func (s *system) readTune(k *mountKind) framework.OperationFunc {
 		if len(e.Options) > 0 {
 			data["options"] = e.Options
 		}
+		wasmConfigView(e.Config.Wasm, data)
 		return &logical.Response{Data: data}, nil
 	}
 }
@@ -400,10 +421,38 @@ func (s *system) tune(k *mountKind) framework.OperationFunc {
 		if err != nil {
 			return nil, err
 		}
-		if e := k.table.Get(p); e != nil && e.Builtin {
+		cur := k.table.Get(p)
+		if cur != nil && cur.Builtin {
 			return nil, logical.InvalidRequest("cannot tune %q", p)
 		}
+		// New WASM limits take a new instance pool: prepare it first, so a
+		// setting the module cannot run with is refused and changes nothing.
+		commit, abort := func() {}, func() {}
+		var wasmCfg *mount.WasmConfig
+		if cur != nil {
+			var given bool
+			if wasmCfg, given, err = parseWasmConfig(d.Raw, cur.Config.Wasm); err != nil {
+				return nil, err
+			}
+			if given {
+				pe, err := s.u.catalog.Get(ctx, string(k.pluginType), cur.Type)
+				if err != nil {
+					return nil, err
+				}
+				if pe.Runtime != plugin.RuntimeWasm {
+					return nil, logical.InvalidRequest("wasm_* settings apply to WASM plugins only; %s runs as a process", cur.Type)
+				}
+				next := *cur
+				next.Config.Wasm = wasmCfg
+				if b := s.u.handle(k.route(cur)); b != nil {
+					if commit, abort, err = s.u.runner.Retune(ctx, b, s.core.mountSpec(k, &next)); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
 		_, err = k.table.Update(ctx, p, func(e *mount.Entry) error {
+			e.Config.Wasm = wasmCfg
 			if v, ok := d.GetOk("default_lease_ttl"); ok {
 				e.Config.DefaultLeaseTTL = v.(int)
 			}
@@ -434,6 +483,11 @@ func (s *system) tune(k *mountKind) framework.OperationFunc {
 			}
 			return nil
 		})
-		return nil, err
+		if err != nil {
+			abort()
+			return nil, err
+		}
+		commit()
+		return nil, nil
 	}
 }

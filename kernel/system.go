@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 
@@ -48,13 +49,14 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 			{
 				Pattern: "plugins/catalog/(?P<type>auth|secret)/(?P<name>.+)",
 				Fields: map[string]*framework.FieldSchema{
-					"type":    {Type: framework.TypeString},
-					"name":    {Type: framework.TypeString},
-					"sha256":  {Type: framework.TypeString, Description: "SHA-256 of the plugin binary, hex."},
-					"command": {Type: framework.TypeString, Description: "Executable, relative to plugin_directory."},
-					"args":    {Type: framework.TypeStringSlice},
-					"env":     {Type: framework.TypeStringSlice, Description: "KEY=VALUE entries; the plugin sees no other environment."},
-					"version": {Type: framework.TypeString},
+					"type":        {Type: framework.TypeString},
+					"name":        {Type: framework.TypeString},
+					"sha256":      {Type: framework.TypeString, Description: "SHA-256 of the plugin binary, hex."},
+					"command":     {Type: framework.TypeString, Description: "Executable, relative to plugin_directory."},
+					"args":        {Type: framework.TypeStringSlice},
+					"env":         {Type: framework.TypeStringSlice, Description: "KEY=VALUE entries; the plugin sees no other environment."},
+					"version":     {Type: framework.TypeString},
+					"wasm_module": {Type: framework.TypeString, Description: "A WASM plugin: the module, base64. It is checked, compiled and stored in plugin_directory under its digest; command, args and env must be empty."},
 				},
 				Operations: map[logical.Operation]framework.OperationFunc{
 					logical.ReadOperation:   s.readPlugin,
@@ -108,7 +110,16 @@ func pluginView(e plugin.Entry) map[string]any {
 	return map[string]any{
 		"name": e.Name, "type": e.Type, "version": e.Version, "builtin": e.Builtin,
 		"command": e.Command, "args": args, "sha256": e.SHA256, "deprecation_status": "supported",
+		"runtime": runtimeName(e),
 	}
+}
+
+// runtimeName is how an entry runs: "process" (go-plugin) or "wasm".
+func runtimeName(e plugin.Entry) string {
+	if e.Runtime == plugin.RuntimeWasm {
+		return plugin.RuntimeWasm
+	}
+	return "process"
 }
 
 func (s *system) listCatalog(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -163,11 +174,45 @@ func (s *system) registerPlugin(ctx context.Context, req *logical.Request, d *fr
 		Command: d.Get("command").(string), Args: d.Get("args").([]string), Env: d.Get("env").([]string),
 		SHA256: d.Get("sha256").(string),
 	}
+	if mod := d.Get("wasm_module").(string); mod != "" {
+		if e.Command != "" || len(e.Args) > 0 || len(e.Env) > 0 {
+			return nil, logical.InvalidRequest("a WASM plugin takes no command, args or env")
+		}
+		bin, err := base64.StdEncoding.DecodeString(mod)
+		if err != nil {
+			return nil, logical.InvalidRequest("wasm_module must be base64")
+		}
+		if err := s.core.registerWasm(ctx, s.u, &e, bin); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.u.catalog.Set(ctx, e); err != nil {
 		return nil, err
 	}
-	s.core.logger.Info("plugin registered", "type", e.Type, "name", e.Name, "sha256", e.SHA256)
+	s.core.logger.Info("plugin registered", "type", e.Type, "name", e.Name, "sha256", e.SHA256, "runtime", runtimeName(e))
 	return nil, nil
+}
+
+// registerWasm checks a module offered for the catalog (digest, ABI,
+// imports, plugin type), stores it in the plugin directory and points e
+// at it. Nothing is stored when a check fails.
+func (c *Core) registerWasm(ctx context.Context, u *unsealedState, e *plugin.Entry, bin []byte) error {
+	if u.catalog.Directory() == "" {
+		return &logical.Error{Code: logical.CodeInvalidRequest, Message: plugin.ErrNoPluginDirectory.Error()}
+	}
+	sha := strings.ToLower(e.SHA256)
+	info, err := u.runner.CheckWasm(ctx, e.Type, sha, bin)
+	if err != nil {
+		return err
+	}
+	if e.Version == "" {
+		e.Version = info.Version
+	}
+	if e.Command, err = u.catalog.StoreWasm(sha, bin); err != nil {
+		return err
+	}
+	e.SHA256, e.Runtime = sha, plugin.RuntimeWasm
+	return nil
 }
 
 func (s *system) deregisterPlugin(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -13,5 +13,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 2 && os.Args[1] == "plugin" && os.Args[2] == "exec" {
 		os.Exit(run(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if wasmGuests.dir != "" {
+		os.RemoveAll(wasmGuests.dir)
+	}
+	os.Exit(code)
 }

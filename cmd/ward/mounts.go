@@ -43,6 +43,7 @@ type mountEnableCommand struct {
 	flagDefaultLeaseTTL durationFlag
 	flagMaxLeaseTTL     durationFlag
 	flagOptions         mapFlag
+	wasm                wasmFlags
 }
 
 func (c *mountEnableCommand) Synopsis() string { return "Enable " + c.kind.nounA }
@@ -59,11 +60,13 @@ func (c *mountEnableCommand) flags() *flag.FlagSet {
 	fs.Var(&c.flagDefaultLeaseTTL, "default-lease-ttl", "Default lease TTL of the mount (e.g. 1h, 3600).")
 	fs.Var(&c.flagMaxLeaseTTL, "max-lease-ttl", "Maximum lease TTL of the mount.")
 	fs.Var(&c.flagOptions, "options", strings.ToUpper(c.kind.short[:1])+c.kind.short[1:]+" option as key=value; repeatable.")
+	c.wasm.register(fs)
 	return fs
 }
 
 func (c *mountEnableCommand) Run(args []string) int {
-	args, client, code := c.begin(c.flags(), args, 1, 1)
+	fs := c.flags()
+	args, client, code := c.begin(fs, args, 1, 1)
 	if code != exitOK {
 		return code
 	}
@@ -88,6 +91,7 @@ func (c *mountEnableCommand) Run(args []string) int {
 	if c.flagMaxLeaseTTL.set {
 		config["max_lease_ttl"] = c.flagMaxLeaseTTL.apiString()
 	}
+	c.wasm.apply(fs, config)
 	if len(config) > 0 {
 		body["config"] = config
 	}
@@ -236,6 +240,7 @@ type mountTuneCommand struct {
 	flagDefaultLeaseTTL durationFlag
 	flagMaxLeaseTTL     durationFlag
 	flagDescription     string
+	wasm                wasmFlags
 }
 
 func (c *mountTuneCommand) Synopsis() string { return "Tune " + c.kind.nounA + " configuration" }
@@ -247,6 +252,7 @@ func (c *mountTuneCommand) flags() *flag.FlagSet {
 	fs.Var(&c.flagDefaultLeaseTTL, "default-lease-ttl", "Default lease TTL of the mount.")
 	fs.Var(&c.flagMaxLeaseTTL, "max-lease-ttl", "Maximum lease TTL of the mount.")
 	fs.StringVar(&c.flagDescription, "description", "", "New description of the mount.")
+	c.wasm.register(fs)
 	return fs
 }
 
@@ -266,8 +272,9 @@ func (c *mountTuneCommand) Run(args []string) int {
 	if flagWasSet(fs, "description") {
 		body["description"] = c.flagDescription
 	}
+	c.wasm.apply(fs, body)
 	if len(body) == 0 {
-		printErr("Nothing to tune: give at least one of -default-lease-ttl, -max-lease-ttl, -description")
+		printErr("Nothing to tune: give at least one of -default-lease-ttl, -max-lease-ttl, -description, -wasm-*")
 		return exitLocal
 	}
 	mountPath := sanitizePath(args[0])
@@ -276,4 +283,45 @@ func (c *mountTuneCommand) Run(args []string) int {
 	}
 	writeOut("Success! Tuned the " + c.kind.noun + " at: " + mountPath + "/\n")
 	return exitOK
+}
+
+// wasmFlags are a WASM mount's sandbox settings, for enable and tune.
+type wasmFlags struct {
+	memoryMB        int
+	timeout         durationFlag
+	poolSize        int
+	allowedHosts    listFlag
+	allowPlainHTTP  bool
+	privateNetworks listFlag
+}
+
+func (w *wasmFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&w.memoryMB, "wasm-memory-mb", 0, "WASM plugins: memory cap per instance in MiB (default 64, at most 256).")
+	fs.Var(&w.timeout, "wasm-timeout", "WASM plugins: deadline of one request (default 5s).")
+	fs.IntVar(&w.poolSize, "wasm-pool-size", 0, "WASM plugins: instances serving the mount at once.")
+	fs.Var(&w.allowedHosts, "wasm-allowed-host", "WASM plugins: host the module may reach (host, host:port, *.domain); repeatable.")
+	fs.BoolVar(&w.allowPlainHTTP, "wasm-allow-plain-http", false, "WASM plugins: allow http:// to the allowed hosts.")
+	fs.Var(&w.privateNetworks, "wasm-private-network", "WASM plugins: private CIDR the module may connect to; repeatable.")
+}
+
+// apply adds the settings given on the command line to m.
+func (w *wasmFlags) apply(fs *flag.FlagSet, m map[string]any) {
+	if flagWasSet(fs, "wasm-memory-mb") {
+		m["wasm_memory_mb"] = w.memoryMB
+	}
+	if w.timeout.set {
+		m["wasm_timeout"] = w.timeout.apiString()
+	}
+	if flagWasSet(fs, "wasm-pool-size") {
+		m["wasm_pool_size"] = w.poolSize
+	}
+	if flagWasSet(fs, "wasm-allowed-host") {
+		m["wasm_allowed_hosts"] = w.allowedHosts.values
+	}
+	if flagWasSet(fs, "wasm-allow-plain-http") {
+		m["wasm_allow_plain_http"] = w.allowPlainHTTP
+	}
+	if flagWasSet(fs, "wasm-private-network") {
+		m["wasm_private_networks"] = w.privateNetworks.values
+	}
 }

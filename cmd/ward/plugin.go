@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 )
@@ -49,6 +52,7 @@ type pluginRegisterCommand struct {
 	flagArgs    listFlag
 	flagEnv     listFlag
 	flagVersion string
+	flagWasm    string
 }
 
 func (c *pluginRegisterCommand) Synopsis() string { return "Register a new plugin in the catalog" }
@@ -61,7 +65,13 @@ Usage: ward plugin register [options] TYPE NAME
   the catalog. The binary must be in the server's plugin directory and
   match -sha256. -command defaults to NAME.
 
+  With -wasm=PATH the plugin is a WASM module read from PATH on this
+  machine and sent to the server, which checks it (digest, ABI, imports,
+  type), compiles it and stores it in its plugin directory under its
+  digest. -sha256 is then optional; when given it must match the file.
+
       $ ward plugin register -sha256=d3f0a8b… -args=--log-level=debug secret my-plugin
+      $ ward plugin register -wasm=./transit.wasm secret transit
 `, c.flags())
 }
 
@@ -72,6 +82,7 @@ func (c *pluginRegisterCommand) flags() *flag.FlagSet {
 	fs.Var(&c.flagArgs, "args", "Argument passed to the plugin; repeatable, one argument each.")
 	fs.Var(&c.flagEnv, "env", "Environment variable KEY=VALUE for the plugin; repeatable.")
 	fs.StringVar(&c.flagVersion, "version", "", "Semantic version of the plugin.")
+	fs.StringVar(&c.flagWasm, "wasm", "", "Path of a WASM module to register (sent to the server).")
 	return fs
 }
 
@@ -85,6 +96,25 @@ func (c *pluginRegisterCommand) Run(args []string) int {
 		return exitLocal
 	}
 	sum := strings.TrimSpace(c.flagSHA256)
+	var module []byte
+	if c.flagWasm != "" {
+		if c.flagCommand != "" || len(c.flagArgs.values) > 0 || len(c.flagEnv.values) > 0 {
+			printErr("-wasm takes no -command, -args or -env")
+			return exitLocal
+		}
+		var err error
+		if module, err = os.ReadFile(c.flagWasm); err != nil {
+			printErr(err.Error())
+			return exitLocal
+		}
+		digest := sha256.Sum256(module)
+		if sum == "" {
+			sum = hex.EncodeToString(digest[:])
+		} else if !strings.EqualFold(sum, hex.EncodeToString(digest[:])) {
+			printErr(fmt.Sprintf("%s has SHA-256 %x, not the -sha256 given", c.flagWasm, digest))
+			return exitLocal
+		}
+	}
 	if sum == "" {
 		printErr("-sha256 is required")
 		return exitLocal
@@ -99,11 +129,14 @@ func (c *pluginRegisterCommand) Run(args []string) int {
 			return exitLocal
 		}
 	}
-	command := c.flagCommand
-	if command == "" {
-		command = name
+	body := map[string]any{"sha256": sum}
+	if module != nil {
+		body["wasm_module"] = base64.StdEncoding.EncodeToString(module)
+	} else if c.flagCommand != "" {
+		body["command"] = c.flagCommand
+	} else {
+		body["command"] = name
 	}
-	body := map[string]any{"sha256": sum, "command": command}
 	if len(c.flagArgs.values) > 0 {
 		body["args"] = c.flagArgs.values
 	}

@@ -46,6 +46,7 @@ type serverOpts struct {
 	pluginDir string
 	audits    []config.Audit
 	apiAudit  bool // unsafe_allow_api_audit_creation
+	wasmCache string
 }
 
 func startServer(t *testing.T, o serverOpts) *testServer {
@@ -57,6 +58,7 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 		Storage:         &config.Storage{Type: "pebble", Path: o.dataDir},
 		Listeners:       []config.Listener{{Address: "127.0.0.1:0", TLSDisable: true}},
 		PluginDirectory: o.pluginDir,
+		WasmCacheDir:    o.wasmCache,
 		LogLevel:        "warn",
 		Audits:          o.audits,
 
@@ -122,7 +124,7 @@ func (ts *testServer) initUnseal(shares, threshold int) ([]string, string) {
 func devServer(t *testing.T, o serverOpts) (*testServer, *api.Client) {
 	t.Helper()
 	ts := startServer(t, o)
-	if _, err := devSetup(context.Background(), ts.srv.core, "root"); err != nil {
+	if _, err := devSetup(context.Background(), ts.srv.core, "root", ""); err != nil {
 		t.Fatal(err)
 	}
 	return ts, ts.client("root")

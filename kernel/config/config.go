@@ -41,6 +41,9 @@ type Config struct {
 	ClusterAddr     string
 	ClusterName     string
 	PluginDirectory string
+	// WasmCacheDir keeps compiled WASM plugins across restarts; default
+	// "wasm-cache" inside the storage path.
+	WasmCacheDir    string
 	DefaultLeaseTTL time.Duration
 	MaxLeaseTTL     time.Duration
 	LogLevel        string
@@ -138,6 +141,8 @@ func Parse(text string) (*Config, error) {
 			err = decodeString(item, &c.ClusterName)
 		case "plugin_directory":
 			err = decodeString(item, &c.PluginDirectory)
+		case "wasm_cache_dir":
+			err = decodeString(item, &c.WasmCacheDir)
 		case "log_level":
 			err = decodeString(item, &c.LogLevel)
 		case "log_format":

@@ -27,6 +27,20 @@ type Config struct {
 	// unauthenticated request to the mount must satisfy; see
 	// docs/policies.md.
 	LoginCondition string `json:"login_condition,omitempty"`
+	// Wasm bounds a mount served by a WASM plugin; nil takes the
+	// sandbox's defaults (and grants no outbound HTTP).
+	Wasm *WasmConfig `json:"wasm,omitempty"`
+}
+
+// WasmConfig is a WASM mount's sandbox settings. Zero fields take the
+// sandbox's defaults.
+type WasmConfig struct {
+	MemoryMB        int      `json:"memory_mb,omitempty"`
+	TimeoutSeconds  int      `json:"timeout_seconds,omitempty"`
+	PoolSize        int      `json:"pool_size,omitempty"`
+	AllowedHosts    []string `json:"allowed_hosts,omitempty"`
+	AllowPlainHTTP  bool     `json:"allow_plain_http,omitempty"`
+	PrivateNetworks []string `json:"private_networks,omitempty"`
 }
 
 // Entry is one mount.
@@ -264,6 +278,12 @@ func (e *Entry) clone() *Entry {
 		for k, v := range e.Options {
 			c.Options[k] = v
 		}
+	}
+	if e.Config.Wasm != nil {
+		w := *e.Config.Wasm
+		w.AllowedHosts = append([]string(nil), w.AllowedHosts...)
+		w.PrivateNetworks = append([]string(nil), w.PrivateNetworks...)
+		c.Config.Wasm = &w
 	}
 	return &c
 }

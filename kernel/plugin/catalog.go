@@ -25,6 +25,10 @@ type Entry struct {
 	Env     []string `json:"env"`
 	SHA256  string   `json:"sha256"` // hex
 	Builtin bool     `json:"builtin"`
+	// Runtime is RuntimeWasm for a module run in the WASM sandbox (Command
+	// then names the module file in the plugin directory); empty for a
+	// go-plugin process.
+	Runtime string `json:"runtime,omitempty"`
 }
 
 func (e *Entry) key() string { return e.Type + "/" + e.Name }
@@ -112,6 +116,15 @@ func (c *Catalog) Set(ctx context.Context, e Entry) error {
 	e.SHA256 = strings.ToLower(e.SHA256)
 	if c.dir == "" {
 		return &logical.Error{Code: logical.CodeInvalidRequest, Message: ErrNoPluginDirectory.Error()}
+	}
+	switch e.Runtime {
+	case "":
+	case RuntimeWasm:
+		if e.Command != wasmFile(e.SHA256) || len(e.Args) > 0 || len(e.Env) > 0 {
+			return logical.InvalidRequest("a WASM plugin is its module, stored by digest: it takes no command, args or env")
+		}
+	default:
+		return logical.InvalidRequest("unknown plugin runtime %q (\"\" for a process, %q)", e.Runtime, RuntimeWasm)
 	}
 	if e.Command == "" {
 		e.Command = e.Name

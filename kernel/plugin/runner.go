@@ -21,6 +21,7 @@ import (
 
 	"github.com/wardproject/ward/sdk/logical"
 	sdkplugin "github.com/wardproject/ward/sdk/plugin"
+	"github.com/wardproject/ward/wasm"
 )
 
 // Errors returned by the runner.
@@ -55,6 +56,20 @@ type RunnerConfig struct {
 	Observer Observer
 	// StartTimeout bounds a plugin's handshake. Default 10s.
 	StartTimeout time.Duration
+	// WasmCacheDir keeps WASM modules' compiled code across restarts
+	// ("" keeps it in memory only).
+	WasmCacheDir string
+}
+
+// Backend is one mount served by a plugin, whatever runs it: a go-plugin
+// process (Handle) or the WASM sandbox.
+type Backend interface {
+	HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error)
+	HandleExistenceCheck(ctx context.Context, req *logical.Request) (found, exists bool, err error)
+	SpecialPaths() *logical.Paths
+	Schema() *logical.Schema
+	// Close tears the mount down in the plugin.
+	Close(ctx context.Context)
 }
 
 // Runner starts and supervises plugin processes.
@@ -63,9 +78,10 @@ type Runner struct {
 	hclog  hclog.Logger
 	logger *slog.Logger
 
-	mu     sync.Mutex // protects procs and closed
-	procs  map[string]*process
-	closed bool // after Shutdown nothing starts again
+	mu       sync.Mutex // protects procs, wasmHost and closed
+	procs    map[string]*process
+	wasmHost *wasmHost // started with the first WASM mount or registration
+	closed   bool      // after Shutdown nothing starts again
 }
 
 // setupTimeout bounds starting a process and setting its mounts up. Those
@@ -108,14 +124,25 @@ type MountSpec struct {
 	PluginName string // catalog name, e.g. "kv"
 	Config     map[string]string
 	Storage    logical.Storage // the mount's barrier view
+	Wasm       WasmLimits      // for WASM plugins only
 }
 
-// Mount sets the mount up in its plugin's process (starting it if needed)
-// and returns the handle requests go through.
-func (r *Runner) Mount(ctx context.Context, spec MountSpec) (*Handle, error) {
+// WasmLimits are a WASM mount's sandbox bounds and grants.
+type WasmLimits struct {
+	Limits wasm.Limits
+	HTTP   wasm.HTTPGrant
+}
+
+// Mount sets the mount up with its plugin (starting its process or
+// instantiating its module as needed) and returns the backend requests
+// go through.
+func (r *Runner) Mount(ctx context.Context, spec MountSpec) (Backend, error) {
 	entry, err := r.cfg.Catalog.Get(ctx, spec.PluginType, spec.PluginName)
 	if err != nil {
 		return nil, err
+	}
+	if entry.Runtime == RuntimeWasm {
+		return r.mountWasm(ctx, entry, spec)
 	}
 	for {
 		r.mu.Lock()
@@ -151,8 +178,12 @@ func (r *Runner) dropIfIdle(p *process) {
 	}
 }
 
-// Reload restarts the process of one plugin; its mounts are set up again.
+// Reload restarts the process (or the WASM instances) of one plugin; its
+// mounts are set up again on the catalog's current entry.
 func (r *Runner) Reload(ctx context.Context, typ, name string) error {
+	if err := r.reloadWasm(ctx, typ, name); err != nil {
+		return err
+	}
 	r.mu.Lock()
 	p := r.procs[typ+"/"+name]
 	r.mu.Unlock()
@@ -171,11 +202,33 @@ func (r *Runner) Shutdown() {
 	r.mu.Lock()
 	procs := r.procs
 	r.procs = map[string]*process{}
+	w := r.wasmHost
+	r.wasmHost = nil
 	r.closed = true
 	r.mu.Unlock()
 	for _, p := range procs {
 		p.stop()
 	}
+	if w != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		w.close(ctx)
+	}
+}
+
+// Retune prepares a mount to run with a new spec (WASM limits and
+// grants): commit applies it, abort drops it. Process plugins take no
+// limits: both do nothing.
+func (r *Runner) Retune(ctx context.Context, b Backend, spec MountSpec) (commit, abort func(), err error) {
+	wb, ok := b.(*wasmBackend)
+	if !ok {
+		return func() {}, func() {}, nil
+	}
+	e, err := r.cfg.Catalog.Get(ctx, spec.PluginType, spec.PluginName)
+	if err != nil {
+		return nil, nil, err
+	}
+	return wb.Retune(ctx, r.cfg.Catalog, e, spec)
 }
 
 // Info describes the running process of a plugin, if any.

@@ -54,7 +54,7 @@ func mountEcho(t testing.TB, r *Runner, id string, st logical.Storage) *Handle {
 	if err != nil {
 		t.Fatalf("mount %s: %v", id, err)
 	}
-	return h
+	return h.(*Handle)
 }
 
 func do(h *Handle, op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
