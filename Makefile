@@ -6,16 +6,30 @@ LDFLAGS   := -X main.version=$(VERSION)
 # The race detector needs cgo.
 export CGO_ENABLED := 1
 
-.PHONY: all build run test bench proto fmt vet setup clean
+.PHONY: all build wasm run test bench proto fmt vet setup clean
 
 all: build
 
-build:
+build: wasm
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ward
 
-## run: a dev server on 127.0.0.1:8200 with root token "root" and kv-v2 at secret/
+## wasm: the first-party plugins built as WASM modules, in bin/plugins
+# (a dev server registers every module there: kv-wasm, and transit in place
+# of its process build).
+WASM_PLUGINS := kv-wasm=./plugins/secrets/kv/cmd/kv-wasm transit=./plugins/secrets/transit/cmd/transit-wasm
+wasm:
+	@mkdir -p bin/plugins
+	@for p in $(WASM_PLUGINS); do \
+		name=$${p%%=*}; src=$${p#*=}; \
+		echo "wasm: bin/plugins/$$name.wasm"; \
+		GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -trimpath -buildmode=c-shared \
+			-ldflags "-X main.Version=$(VERSION)" -o bin/plugins/$$name.wasm $$src || exit 1; \
+	done
+
+## run: a dev server on 127.0.0.1:8200 with root token "root", kv-v2 at
+## secret/ and the WASM plugins of bin/plugins registered
 run: build
-	./$(BIN) server -dev -dev-root-token-id=root
+	./$(BIN) server -dev -dev-root-token-id=root -dev-plugin-dir=bin/plugins
 
 ## setup: install what the tests need (idempotent; Debian, as root)
 setup:
@@ -28,12 +42,14 @@ test: setup vet
 vet:
 	$(GO) vet ./...
 
-## bench: KV v2 and AppRole logins over HTTP (32 clients), plugin round trip, storage, barrier, tokens, policies
+## bench: KV v2 and AppRole logins over HTTP (32 clients), plugin round trip (go-plugin and WASM), storage, barrier, tokens, policies, leases
 bench: build
 	$(GO) test -run '^$$' -bench PluginRoundTrip -benchtime 20000x ./kernel/plugin/
 	$(GO) test -run '^$$' -bench . -benchtime 2s -benchmem ./kernel/barrier/ ./kernel/storage/pebble/ ./kernel/token/ ./kernel/policy/ ./plugins/secrets/kv/ ./plugins/auth/approle/ ./kernel/seal/
 	$(GO) test -run '^$$' -bench 'Register|Renew|Expiry' -benchtime 2s -benchmem ./kernel/lease/
 	$(GO) test -run '^$$' -bench 'Unseal' -benchtime 1x ./kernel/lease/
+	$(GO) test -run '^$$' -bench 'RoundTrip|KV|Instantiate' -benchtime 2s -benchmem ./wasm/
+	$(GO) test -run '^$$' -bench 'Compile|RestartFirstRequest' -benchtime 1x ./wasm/
 	$(GO) run ./cmd/wardbench -ward ./$(BIN) -clients 32 -duration 10s
 
 ## proto: regenerate protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)

@@ -13,6 +13,7 @@ import (
 	"github.com/wardproject/ward/plugins/auth/userpass"
 	"github.com/wardproject/ward/plugins/secrets/database"
 	"github.com/wardproject/ward/plugins/secrets/kv"
+	"github.com/wardproject/ward/plugins/secrets/transit"
 	"github.com/wardproject/ward/sdk/logical"
 	sdkplugin "github.com/wardproject/ward/sdk/plugin"
 )
@@ -23,6 +24,7 @@ import (
 var builtins = map[string]sdkplugin.ServeOpts{
 	"database": {Name: "database", Type: logical.TypeSecret, Version: version, Factory: database.Factory, Capabilities: []string{"leasing"}},
 	"kv":       {Name: "kv", Type: logical.TypeSecret, Version: version, Factory: kv.Factory, Capabilities: []string{"kv"}},
+	"transit":  {Name: "transit", Type: logical.TypeSecret, Version: version, Factory: transit.Factory},
 	"approle":  {Name: "approle", Type: logical.TypeAuth, Version: version, Factory: approle.Factory, Capabilities: []string{"auth-login"}},
 	"jwt":      {Name: "jwt", Type: logical.TypeAuth, Version: version, Factory: jwt.Factory, Capabilities: []string{"auth-login"}},
 	"userpass": {Name: "userpass", Type: logical.TypeAuth, Version: version, Factory: userpass.Factory, Capabilities: []string{"auth-login"}},
