@@ -69,6 +69,9 @@ type Config struct {
 	// server runs in dev mode (CVE-2025-6000).
 	AuditDevices          []config.Audit
 	AllowAPIAuditCreation bool
+	// PeriodicInterval is how often every plugin mount gets its periodic
+	// call (RollbackOperation). Default 1 minute.
+	PeriodicInterval time.Duration
 	// MaxRequestDuration bounds every request, plugin call included.
 	MaxRequestDuration time.Duration
 	Now                func() time.Time
@@ -109,6 +112,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.KeyRotationCheckInterval == 0 {
 		c.KeyRotationCheckInterval = 10 * time.Second
+	}
+	if c.PeriodicInterval == 0 {
+		c.PeriodicInterval = time.Minute
 	}
 	return c
 }
@@ -652,6 +658,11 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	go func() {
 		defer u.bg.Done()
 		u.keys.runRotation(bgCtx)
+	}()
+	u.bg.Add(1)
+	go func() {
+		defer u.bg.Done()
+		c.runPeriodic(bgCtx, u)
 	}()
 
 	c.mu.Lock()

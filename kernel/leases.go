@@ -24,27 +24,29 @@ type leaseBackend struct {
 	u *unsealedState
 }
 
-// engine finds the mount and route of a lease's engine.
-func (b leaseBackend) engine(e *lease.Entry) (*mount.Entry, *router.Route, error) {
+// engine finds the mount of a lease's engine and its plugin. It goes by
+// the plugin handle, not the router: a mount being disabled is no longer
+// routed, yet its leases must still be revoked by its plugin.
+func (b leaseBackend) engine(e *lease.Entry) (*mount.Entry, plugin.Backend, error) {
 	me := b.u.secrets.table.ByAccessor(e.MountAccessor)
 	if me == nil {
 		return nil, nil, fmt.Errorf("%w: the secret engine that issued the lease is no longer mounted", plugin.ErrUnavailable)
 	}
-	route, _ := b.u.router.Match(me.Path)
-	if route == nil || route.Accessor != me.Accessor {
-		return nil, nil, fmt.Errorf("%w: the secret engine that issued the lease is not routed", plugin.ErrUnavailable)
+	h := b.u.handle(b.u.secrets.route(me))
+	if h == nil {
+		return nil, nil, fmt.Errorf("%w: the secret engine that issued the lease is not running", plugin.ErrUnavailable)
 	}
-	return me, route, nil
+	return me, h, nil
 }
 
 func (b leaseBackend) call(ctx context.Context, op logical.Operation, e *lease.Entry, s *logical.Secret) (*logical.Response, error) {
-	_, route, err := b.engine(e)
+	me, h, err := b.engine(e)
 	if err != nil {
 		return nil, err
 	}
-	return route.Handler.HandleRequest(ctx, &logical.Request{
+	return h.HandleRequest(ctx, &logical.Request{
 		ID: uuid.NewString(), Operation: op, Path: e.Path, Data: e.Data,
-		MountPoint: route.Prefix, MountType: route.Type, MountAccessor: route.Accessor, Secret: s,
+		MountPoint: b.u.secrets.route(me), MountType: me.Type, MountAccessor: me.Accessor, Secret: s,
 	})
 }
 

@@ -349,12 +349,36 @@ func (s *system) disableMount(k *mountKind) framework.OperationFunc {
 		if err != nil {
 			return nil, err
 		}
+		cur := k.table.Get(p)
+		if cur == nil || cur.Builtin {
+			// Removing a builtin is refused by the table with its message.
+			if _, err := k.table.Remove(ctx, p); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		}
+		prefix := k.route(cur)
+		// No new request reaches the mount from here; its plugin stays up
+		// to revoke the leases it issued, as Vault does at unmount. If one
+		// cannot be revoked, the mount stays (the lease is retried and
+		// shown as pending; revoke-force is the operator's way out).
+		route, _ := s.u.router.Match(prefix)
+		s.u.router.Remove(prefix)
+		if k.pluginType == logical.TypeSecret {
+			if err := s.u.leases.RevokePrefix(ctx, prefix, false); err != nil {
+				if route != nil && route.Prefix == prefix {
+					s.u.router.Add(route)
+				}
+				return nil, fmt.Errorf("revoke the leases of %s before disabling it: %w", prefix, err)
+			}
+		}
 		e, err := k.table.Remove(ctx, p)
 		if err != nil || e == nil {
+			if route != nil && route.Prefix == prefix {
+				s.u.router.Add(route)
+			}
 			return nil, err
 		}
-		prefix := k.route(e)
-		s.u.router.Remove(prefix)
 		if h := s.u.takeHandle(prefix); h != nil {
 			h.Close(ctx)
 		}

@@ -132,6 +132,36 @@ func TestDatabaseLeasesThroughTheAPI(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+
+	// Disabling the engine revokes its leases first, as Vault does; while
+	// PostgreSQL is down that cannot happen, so the mount stays, serving.
+	s5, err := root.Logical().Read("database/creds/ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg.Down()
+	err = root.Sys().Unmount("database")
+	if err == nil || !strings.Contains(err.Error(), "revoke the leases of database/") {
+		t.Fatalf("disable with PostgreSQL down: %v", err)
+	}
+	if err := pg.Up(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Logical().Read("database/roles/ro"); err != nil {
+		t.Fatalf("the mount after a refused disable: %v", err)
+	}
+	if !exists(s5.Data["username"].(string)) {
+		t.Fatal("a refused disable dropped a role")
+	}
+	if err := root.Sys().Unmount("database"); err != nil {
+		t.Fatal(err)
+	}
+	if exists(s5.Data["username"].(string)) {
+		t.Fatal("the PostgreSQL role survived disabling its secret engine")
+	}
+	if l, err := root.Logical().List("sys/leases/lookup/database/creds/ro"); err != nil || l != nil {
+		t.Fatalf("leases left after disable: %v %v", l, err)
+	}
 }
 
 // ts returns a copy of c that sends token.

@@ -60,6 +60,12 @@ type Backend struct {
 	SecretRenew  func(ctx context.Context, req *logical.Request) (*logical.Response, error)
 	SecretRevoke func(ctx context.Context, req *logical.Request) (*logical.Response, error)
 
+	// PeriodicFunc runs on the host's periodic call (RollbackOperation,
+	// about once a minute per mount): scheduled work such as rotations
+	// and tidying, since a plugin keeps no timers of its own. It must
+	// tolerate being skipped and repeated. req.Storage is the mount's.
+	PeriodicFunc func(ctx context.Context, req *logical.Request) error
+
 	InitializeFunc func(ctx context.Context) error
 	Invalidate     func(ctx context.Context, key string)
 	Clean          func(ctx context.Context)
@@ -146,6 +152,12 @@ func fieldData(p *Path, req *logical.Request, captures map[string]string) (*Fiel
 
 // HandleRequest implements logical.Backend.
 func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if req.Operation == logical.RollbackOperation {
+		if b.PeriodicFunc == nil {
+			return nil, nil
+		}
+		return nil, b.PeriodicFunc(ctx, req)
+	}
 	if req.Operation == logical.RenewOperation && req.Auth != nil {
 		if b.AuthRenew == nil {
 			return nil, logical.InvalidRequest("this auth method does not support token renewal")

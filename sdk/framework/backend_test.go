@@ -127,3 +127,22 @@ func TestUnknownFieldsWarnOnWrites(t *testing.T) {
 		t.Fatalf("want one warning, got %v %v", resp, err)
 	}
 }
+
+// TestRollbackRunsPeriodicFunc: the host's periodic call reaches
+// PeriodicFunc whatever the paths; without one it is a no-op, not an error.
+func TestRollbackRunsPeriodicFunc(t *testing.T) {
+	ctx := context.Background()
+	b := echoPath()
+	rollback := &logical.Request{Operation: logical.RollbackOperation}
+	if resp, err := b.HandleRequest(ctx, rollback); resp != nil || err != nil {
+		t.Fatalf("rollback without PeriodicFunc: %v %v", resp, err)
+	}
+	var seen *logical.Request
+	b.PeriodicFunc = func(ctx context.Context, req *logical.Request) error {
+		seen = req
+		return errors.New("database down")
+	}
+	if _, err := b.HandleRequest(ctx, rollback); err == nil || err.Error() != "database down" || seen != rollback {
+		t.Fatalf("rollback with PeriodicFunc: %v (saw %v)", err, seen)
+	}
+}

@@ -20,6 +20,10 @@ const (
 	HelpOperation   Operation = "help"
 	RenewOperation  Operation = "renew"
 	RevokeOperation Operation = "revoke"
+	// RollbackOperation is the host's periodic call to every mount (about
+	// once a minute; Vault's name), with an empty path. framework.Backend
+	// runs its PeriodicFunc on it. Clients cannot send it.
+	RollbackOperation Operation = "rollback"
 )
 
 // Request is one call into a backend. Path is relative to the mount.

@@ -63,6 +63,7 @@ func newBackend(conf *logical.BackendConfig, now func() time.Time) (*backend, er
 		Paths:        b.paths(),
 		SecretRenew:  b.credsRenew,
 		SecretRevoke: b.credsRevoke,
+		PeriodicFunc: b.periodic,
 		Invalidate:   b.invalidate,
 		Clean:        b.cleanup,
 	}

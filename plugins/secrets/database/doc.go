@@ -38,8 +38,8 @@
 //
 // Static roles have no lease. A plugin has no background work of its own,
 // so a static password rotates when static-creds/<name> is read after it
-// fell due, on rotate-role/<name>, and on rotate-due, which the host
-// should call periodically.
+// fell due, on rotate-role/<name>, on rotate-due, and on the host's
+// periodic call (RollbackOperation, about once a minute).
 //
 // # What it owns and what it must never do
 //

@@ -378,6 +378,13 @@ func (b *backend) pathRotateDue(ctx context.Context, req *logical.Request, _ *fr
 	return &logical.Response{Data: data}, nil
 }
 
+// periodic is the host's periodic call: rotate what fell due. Failures
+// are logged per role by pathRotateDue and tried again next time.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	_, err := b.pathRotateDue(ctx, req, nil)
+	return err
+}
+
 // rotateIfDue rotates one static role when it is due; r is the role as it
 // stands after (nil when it was deleted meanwhile).
 func (b *backend) rotateIfDue(ctx context.Context, s logical.Storage, name string) (*staticRole, bool, error) {

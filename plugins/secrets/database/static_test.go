@@ -89,6 +89,24 @@ func TestStaticRoleRotation(t *testing.T) {
 		t.Fatal("rotate-due rotated a role that was not due")
 	}
 
+	// The host's periodic call does the same, with no request from anyone.
+	pw4 := e.ok(logical.ReadOperation, "static-creds/svc2", nil).Data["password"].(string)
+	e.clock.Advance(11 * time.Minute)
+	if resp, err := e.do(logical.RollbackOperation, "", nil); resp != nil || err != nil {
+		t.Fatalf("periodic call: %v %v", resp, err)
+	}
+	var raw struct {
+		Password string `json:"password"`
+	}
+	if se, err := e.s.Get(context.Background(), staticRolePrefix+"svc2"); err != nil || se == nil || se.DecodeJSON(&raw) != nil {
+		t.Fatalf("static role after the periodic call: %v %v", se, err)
+	}
+	if raw.Password == "" || raw.Password == pw4 {
+		t.Fatal("the periodic call did not rotate a role that was due")
+	}
+	mustLogin(t, user2, raw.Password, "")
+	pw3 = e.ok(logical.ReadOperation, "static-creds/svc", nil).Data["password"].(string)
+
 	// The user and database of a static role are fixed.
 	e.fails(logical.UpdateOperation, "static-roles/svc", map[string]any{"username": "other"},
 		logical.CodeInvalidRequest, "username cannot be changed")

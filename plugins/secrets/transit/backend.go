@@ -45,11 +45,12 @@ func newBackend(conf *logical.BackendConfig, now func() time.Time) (*backend, er
 	}
 	b := &backend{view: conf.StorageView, logger: conf.Logger, now: now}
 	b.Backend = &framework.Backend{
-		BackendType: logical.TypeSecret,
-		Help:        backendHelp,
-		Paths:       b.paths(),
-		Invalidate:  b.invalidate,
-		Clean:       func(context.Context) { b.cache.clear() },
+		BackendType:  logical.TypeSecret,
+		Help:         backendHelp,
+		Paths:        b.paths(),
+		Invalidate:   b.invalidate,
+		Clean:        func(context.Context) { b.cache.clear() },
+		PeriodicFunc: b.periodic,
 	}
 	if err := b.Backend.Initialize(context.Background()); err != nil {
 		return nil, fmt.Errorf("transit: %w", err)
@@ -161,15 +162,41 @@ func (b *backend) putKeyLocked(ctx context.Context, s logical.Storage, rec *poli
 	return kr, nil
 }
 
+// periodic is the host's periodic call (about once a minute): rotate
+// every key whose auto_rotate_period has passed.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	s, err := b.storage(req)
+	if err != nil {
+		return err
+	}
+	names, err := s.List(ctx, policyPrefix)
+	if err != nil {
+		return fmt.Errorf("transit: storage list: %w", err)
+	}
+	var errs []error
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		kr, err := b.getKey(ctx, s, name)
+		if err == nil && kr != nil {
+			_, err = b.usableKey(ctx, s, kr)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("key %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // usableKey returns the named key for an operation that produces new
 // output (encrypt, rewrap, datakey, sign, hmac): when the key's
 // auto_rotate_period has passed since its newest version was created, it
-// rotates the key first. The SDK has no periodic hook (and a WASM instance
-// may not keep a goroutine), so rotation happens on use instead of on a
-// timer: a key that is not used is not rotated until its next use, which
-// is when a new version would first matter; a read shows the old latest
-// version until then. Only write operations call it, so in WASM (one
-// write at a time per mount) two instances never rotate at once.
+// rotates the key first. The host's periodic call rotates due keys too
+// (periodic); rotating on use as well means no output is ever made with a
+// key past its period, whatever the call's timing. Only write operations
+// call it, so in WASM (one write at a time per mount) two instances never
+// rotate at once.
 func (b *backend) usableKey(ctx context.Context, s logical.Storage, kr *keyring) (*keyring, error) {
 	now := b.clock()
 	if !kr.rotationDue(now) {

@@ -82,10 +82,11 @@
 //
 // # Semantics chosen where Vault differs or is silent
 //
-//   - Automatic rotation happens on use: the SDK has no periodic hook and a
-//     WASM instance may not keep a goroutine, so the first encrypt, rewrap,
-//     datakey, sign or hmac after auto_rotate_period has passed since the
-//     newest version rotates the key first. Reads never write.
+//   - Automatic rotation runs on the host's periodic call (about once a
+//     minute) and also on use: the first encrypt, rewrap, datakey, sign or
+//     hmac after auto_rotate_period has passed since the newest version
+//     rotates the key first, so no output uses an overdue key. Reads never
+//     write.
 //   - backup/ does not record backup_info on the live key (a read must not
 //     write: reads run beside writes in other WASM instances); the backup
 //     carries it and the restored key shows it. Backups are Ward's own

@@ -330,8 +330,9 @@ func TestTrim(t *testing.T) {
 	}
 }
 
-// Auto-rotation happens at the first use after the period (the SDK has no
-// periodic hook), and only on operations that produce new output.
+// Auto-rotation happens at the first use after the period (whatever the
+// timing of the host's periodic call), and only on operations that
+// produce new output.
 func TestAutoRotateOnUse(t *testing.T) {
 	e := newEnv(t)
 	e.createKey("k", map[string]any{"auto_rotate_period": "1h"})
@@ -373,6 +374,23 @@ func TestAutoRotateOnUse(t *testing.T) {
 	e.clock.Advance(48 * time.Hour)
 	if ct2 := e.encrypt("k", "a", nil); !strings.HasPrefix(ct2, "vault:v2:") {
 		t.Fatalf("rotated while disabled: %s", ct2)
+	}
+}
+
+// The host's periodic call rotates every key past its period, and only those.
+func TestAutoRotateOnPeriodicCall(t *testing.T) {
+	e := newEnv(t)
+	e.createKey("due", map[string]any{"auto_rotate_period": "1h"})
+	e.createKey("later", map[string]any{"auto_rotate_period": "3h"})
+	e.createKey("never", nil)
+	e.clock.Advance(2 * time.Hour)
+	if resp, err := e.do(logical.RollbackOperation, "", nil); resp != nil || err != nil {
+		t.Fatalf("periodic call: %v %v", resp, err)
+	}
+	for name, want := range map[string]float64{"due": 2, "later": 1, "never": 1} {
+		if d := wire(t, e.ok(logical.ReadOperation, "keys/"+name, nil)); d["latest_version"] != want {
+			t.Errorf("%s after the periodic call: version %v, want %v", name, d["latest_version"], want)
+		}
 	}
 }
 
