@@ -66,7 +66,8 @@ func (c *Core) mountSpec(k *mountKind, e *mount.Entry) plugin.MountSpec {
 	limits, _ := wasmLimits(e.Config.Wasm)
 	return plugin.MountSpec{
 		ID: e.UUID, Path: k.route(e), PluginType: string(k.pluginType), PluginName: e.Type,
-		Config: e.Options, Storage: c.barrier.View(e.StoragePrefix()), Wasm: limits,
+		PluginVersion: e.PluginVersion,
+		Config:        e.Options, Storage: c.barrier.View(e.StoragePrefix()), Wasm: limits,
 	}
 }
 
@@ -95,6 +96,7 @@ func (s *system) mountPaths(k *mountKind, base string) []*framework.Path {
 				"description":       {Type: framework.TypeString},
 				"options":           {Type: framework.TypeKVPairs},
 				"login_condition":   {Type: framework.TypeString, Description: "Auth methods: CEL condition logins must satisfy; empty removes it."},
+				"plugin_version":    {Type: framework.TypeString, Description: "Move the mount to this catalog version of its plugin (empty: the unversioned entry), in place."},
 			}, wasmFields),
 			Operations: ops(map[logical.Operation]func(*mountKind) framework.OperationFunc{
 				logical.ReadOperation: s.readTune, logical.UpdateOperation: s.tune,
@@ -307,9 +309,9 @@ func (s *system) enableMount(k *mountKind) framework.OperationFunc {
 				return nil, err
 			}
 		}
-		pe, err := s.u.catalog.Get(ctx, string(k.pluginType), typ)
+		pe, err := s.u.catalog.GetVersion(ctx, string(k.pluginType), typ, e.PluginVersion)
 		if errors.Is(err, plugin.ErrNotFound) {
-			return nil, logical.InvalidRequest("plugin not found in the catalog: %s", typ)
+			return nil, s.notInCatalog(ctx, k, typ, e.PluginVersion)
 		} else if err != nil {
 			return nil, err
 		}
@@ -410,6 +412,63 @@ func (s *system) disableMount(k *mountKind) framework.OperationFunc {
 	}
 }
 
+// retuneBackend prepares the backend a tuned mount moves to: another
+// version of its plugin (a new process, or a new WASM pool), or new WASM
+// limits. commit waits for the old backend's calls in flight, routes the
+// mount to the new one and closes the old; abort drops the new one.
+func (s *system) retuneBackend(ctx context.Context, k *mountKind, cur *mount.Entry, version string,
+	wasmCfg *mount.WasmConfig, wasmGiven bool) (commit, abort func(), err error) {
+	pe, err := s.u.catalog.GetVersion(ctx, string(k.pluginType), cur.Type, version)
+	if errors.Is(err, plugin.ErrNotFound) {
+		return nil, nil, s.notInCatalog(ctx, k, cur.Type, version)
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if wasmGiven && pe.Runtime != plugin.RuntimeWasm {
+		return nil, nil, logical.InvalidRequest("wasm_* settings apply to WASM plugins only; %s runs as a process", cur.Type)
+	}
+	next := *cur
+	next.Config.Wasm, next.PluginVersion = wasmCfg, version
+	spec := s.core.mountSpec(k, &next)
+	prefix := k.route(cur)
+	old := s.u.handle(prefix)
+	if version == cur.PluginVersion && old != nil {
+		return s.u.runner.Retune(ctx, old, spec) // same module, new limits
+	}
+	nb, err := s.u.runner.Mount(ctx, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	bg := context.WithoutCancel(ctx)
+	commit = func() {
+		route := func() {
+			s.u.setHandle(prefix, nb)
+			s.u.router.Add(&router.Route{Prefix: prefix, Type: cur.Type, Accessor: cur.Accessor, Handler: nb,
+				Auth: k.pluginType == logical.TypeAuth})
+		}
+		if old != nil {
+			// The old version finishes its calls first: two versions never
+			// serve the mount at once.
+			plugin.Replace(bg, old, nb, route)
+		} else {
+			route()
+		}
+		s.core.logger.Info(k.noun+" moved to another plugin version", "path", prefix, "type", cur.Type,
+			"from", cur.PluginVersion, "to", version)
+	}
+	return commit, func() { nb.Close(bg) }, nil
+}
+
+// notInCatalog is the 400 for a plugin (version) the catalog lacks, naming
+// the versions it has.
+func (s *system) notInCatalog(ctx context.Context, k *mountKind, name, version string) error {
+	if version == "" {
+		return logical.InvalidRequest("plugin not found in the catalog: %s", name)
+	}
+	vs, _ := s.u.catalog.Versions(ctx, string(k.pluginType), name)
+	return logical.InvalidRequest("plugin %s has no version %s in the catalog (versions: %s)", name, version, strings.Join(vs, ", "))
+}
+
 func (s *system) readTune(k *mountKind) framework.OperationFunc {
 	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 		p, err := mountPath(d)
@@ -422,7 +481,7 @@ func (s *system) readTune(k *mountKind) framework.OperationFunc {
 		}
 		data := map[string]any{"default_lease_ttl": int(s.core.mountDefaultTTL(e).Seconds()),
 			"max_lease_ttl": int(s.core.mountMaxTTL(e).Seconds()), "force_no_cache": false,
-			"description": e.Description}
+			"description": e.Description, "plugin_version": e.PluginVersion}
 		if e.Config.LoginCondition != "" {
 			data["login_condition"] = e.Config.LoginCondition
 		}
@@ -449,34 +508,30 @@ func (s *system) tune(k *mountKind) framework.OperationFunc {
 		if cur != nil && cur.Builtin {
 			return nil, logical.InvalidRequest("cannot tune %q", p)
 		}
-		// New WASM limits take a new instance pool: prepare it first, so a
-		// setting the module cannot run with is refused and changes nothing.
+		// A new plugin version or new WASM limits take a new backend:
+		// prepare it first, so a version or setting that cannot run is
+		// refused and changes nothing; requests move over when it is ready.
 		commit, abort := func() {}, func() {}
 		var wasmCfg *mount.WasmConfig
+		version := ""
 		if cur != nil {
-			var given bool
-			if wasmCfg, given, err = parseWasmConfig(d.Raw, cur.Config.Wasm); err != nil {
+			version = cur.PluginVersion
+			if v, ok := d.GetOk("plugin_version"); ok {
+				version = v.(string)
+			}
+			var wasmGiven bool
+			if wasmCfg, wasmGiven, err = parseWasmConfig(d.Raw, cur.Config.Wasm); err != nil {
 				return nil, err
 			}
-			if given {
-				pe, err := s.u.catalog.Get(ctx, string(k.pluginType), cur.Type)
-				if err != nil {
+			if version != cur.PluginVersion || wasmGiven {
+				if commit, abort, err = s.retuneBackend(ctx, k, cur, version, wasmCfg, wasmGiven); err != nil {
 					return nil, err
-				}
-				if pe.Runtime != plugin.RuntimeWasm {
-					return nil, logical.InvalidRequest("wasm_* settings apply to WASM plugins only; %s runs as a process", cur.Type)
-				}
-				next := *cur
-				next.Config.Wasm = wasmCfg
-				if b := s.u.handle(k.route(cur)); b != nil {
-					if commit, abort, err = s.u.runner.Retune(ctx, b, s.core.mountSpec(k, &next)); err != nil {
-						return nil, err
-					}
 				}
 			}
 		}
 		_, err = k.table.Update(ctx, p, func(e *mount.Entry) error {
 			e.Config.Wasm = wasmCfg
+			e.PluginVersion = version
 			if v, ok := d.GetOk("default_lease_ttl"); ok {
 				e.Config.DefaultLeaseTTL = v.(int)
 			}

@@ -130,7 +130,9 @@ func (s *system) listCatalog(ctx context.Context, req *logical.Request, d *frame
 	data := map[string]any{"auth": []string{}, "secret": []string{}, "database": []string{}}
 	detailed := []map[string]any{}
 	for _, e := range entries {
-		data[e.Type] = append(data[e.Type].([]string), e.Name)
+		if names := data[e.Type].([]string); len(names) == 0 || names[len(names)-1] != e.Name {
+			data[e.Type] = append(names, e.Name) // sorted: versions of a name are adjacent
+		}
 		v := pluginView(e)
 		delete(v, "args")
 		delete(v, "command")
@@ -153,7 +155,7 @@ func (s *system) listCatalogType(ctx context.Context, req *logical.Request, d *f
 }
 
 func (s *system) readPlugin(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	e, err := s.u.catalog.Get(ctx, d.Get("type").(string), d.Get("name").(string))
+	e, err := s.u.catalog.GetVersion(ctx, d.Get("type").(string), d.Get("name").(string), d.Get("version").(string))
 	if errors.Is(err, plugin.ErrNotFound) {
 		return nil, nil
 	}
@@ -221,15 +223,15 @@ func (s *system) deregisterPlugin(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	defer done()
-	typ, name := d.Get("type").(string), d.Get("name").(string)
+	typ, name, version := d.Get("type").(string), d.Get("name").(string), d.Get("version").(string)
 	for _, k := range []*mountKind{s.u.secrets, s.u.auths} {
 		for _, m := range k.table.Entries() {
-			if !m.Builtin && m.Type == name && typ == string(k.pluginType) {
+			if !m.Builtin && m.Type == name && typ == string(k.pluginType) && m.PluginVersion == version {
 				return nil, logical.InvalidRequest("plugin %q is in use by the mount %s", name, k.route(m))
 			}
 		}
 	}
-	return nil, s.u.catalog.Delete(ctx, typ, name)
+	return nil, s.u.catalog.Delete(ctx, typ, name, version)
 }
 
 func (s *system) reload(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -43,6 +43,7 @@ type mountEnableCommand struct {
 	flagDefaultLeaseTTL durationFlag
 	flagMaxLeaseTTL     durationFlag
 	flagOptions         mapFlag
+	flagPluginVersion   string
 	wasm                wasmFlags
 }
 
@@ -60,6 +61,7 @@ func (c *mountEnableCommand) flags() *flag.FlagSet {
 	fs.Var(&c.flagDefaultLeaseTTL, "default-lease-ttl", "Default lease TTL of the mount (e.g. 1h, 3600).")
 	fs.Var(&c.flagMaxLeaseTTL, "max-lease-ttl", "Maximum lease TTL of the mount.")
 	fs.Var(&c.flagOptions, "options", strings.ToUpper(c.kind.short[:1])+c.kind.short[1:]+" option as key=value; repeatable.")
+	fs.StringVar(&c.flagPluginVersion, "plugin-version", "", "Catalog version of the plugin to run (default: the unversioned entry or the builtin).")
 	c.wasm.register(fs)
 	return fs
 }
@@ -81,6 +83,9 @@ func (c *mountEnableCommand) Run(args []string) int {
 	}
 
 	body := map[string]any{"type": typ}
+	if c.flagPluginVersion != "" {
+		body["plugin_version"] = c.flagPluginVersion
+	}
 	if c.flagDescription != "" {
 		body["description"] = c.flagDescription
 	}
@@ -240,6 +245,7 @@ type mountTuneCommand struct {
 	flagDefaultLeaseTTL durationFlag
 	flagMaxLeaseTTL     durationFlag
 	flagDescription     string
+	flagPluginVersion   string
 	wasm                wasmFlags
 }
 
@@ -252,6 +258,7 @@ func (c *mountTuneCommand) flags() *flag.FlagSet {
 	fs.Var(&c.flagDefaultLeaseTTL, "default-lease-ttl", "Default lease TTL of the mount.")
 	fs.Var(&c.flagMaxLeaseTTL, "max-lease-ttl", "Maximum lease TTL of the mount.")
 	fs.StringVar(&c.flagDescription, "description", "", "New description of the mount.")
+	fs.StringVar(&c.flagPluginVersion, "plugin-version", "", "Move the mount to this catalog version of its plugin, in place (\"\": the unversioned entry).")
 	c.wasm.register(fs)
 	return fs
 }
@@ -272,9 +279,12 @@ func (c *mountTuneCommand) Run(args []string) int {
 	if flagWasSet(fs, "description") {
 		body["description"] = c.flagDescription
 	}
+	if flagWasSet(fs, "plugin-version") {
+		body["plugin_version"] = c.flagPluginVersion
+	}
 	c.wasm.apply(fs, body)
 	if len(body) == 0 {
-		printErr("Nothing to tune: give at least one of -default-lease-ttl, -max-lease-ttl, -description, -wasm-*")
+		printErr("Nothing to tune: give at least one of -default-lease-ttl, -max-lease-ttl, -description, -plugin-version, -wasm-*")
 		return exitLocal
 	}
 	mountPath := sanitizePath(args[0])

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -76,13 +77,27 @@ func validType(t string) error {
 	return nil
 }
 
-// Get returns the entry for type and name; registered entries shadow
-// builtins of the same name, as in Vault.
+// Get returns the unversioned entry for type and name: a registered
+// entry registered without a version shadows the builtin of the same name,
+// as in Vault.
 func (c *Catalog) Get(ctx context.Context, typ, name string) (*Entry, error) {
+	return c.GetVersion(ctx, typ, name, "")
+}
+
+// GetVersion returns the entry a mount pinned to version runs: with
+// version "", the unversioned entry (registered, else builtin); otherwise
+// the entry registered with that version, or the builtin when it is that
+// version. Several versions of one plugin live side by side, so a mount
+// can move between them (tune plugin_version).
+func (c *Catalog) GetVersion(ctx context.Context, typ, name, version string) (*Entry, error) {
 	if err := validType(typ); err != nil {
 		return nil, err
 	}
-	se, err := c.storage.Get(ctx, typ+"/"+name)
+	key := typ + "/" + name
+	if version != "" {
+		key = versionKey(typ, name, version)
+	}
+	se, err := c.storage.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -95,10 +110,36 @@ func (c *Catalog) Get(ctx context.Context, typ, name string) (*Entry, error) {
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if b, ok := c.builtins[typ+"/"+name]; ok {
+	if b, ok := c.builtins[typ+"/"+name]; ok && (version == "" || b.Version == version) {
 		return &b, nil
 	}
+	if version != "" {
+		return nil, fmt.Errorf("%w: version %s", ErrNotFound, version)
+	}
 	return nil, ErrNotFound
+}
+
+// versionKey is where a versioned registration is stored.
+func versionKey(typ, name, version string) string {
+	return "versions/" + typ + "/" + name + "/" + version
+}
+
+// versionRe is semantic versioning with an optional "v", as Vault requires.
+var versionRe = regexp.MustCompile(`^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+
+// Versions lists the versions registered for a plugin (builtin's included).
+func (c *Catalog) Versions(ctx context.Context, typ, name string) ([]string, error) {
+	vs, err := c.storage.List(ctx, "versions/"+typ+"/"+name+"/")
+	if err != nil {
+		return nil, err
+	}
+	c.mu.RLock()
+	if b, ok := c.builtins[typ+"/"+name]; ok && b.Version != "" && !slices.Contains(vs, b.Version) {
+		vs = append(vs, b.Version)
+	}
+	c.mu.RUnlock()
+	sort.Strings(vs)
+	return vs, nil
 }
 
 // Set registers or replaces an external plugin.
@@ -138,17 +179,45 @@ func (c *Catalog) Set(ctx context.Context, e Entry) error {
 		}
 	}
 	e.Builtin = false
-	se, err := logical.StorageEntryJSON(e.key(), e)
+	key := e.key()
+	if e.Version != "" {
+		if !versionRe.MatchString(e.Version) {
+			return logical.InvalidRequest("version %q is not a semantic version (like 1.2.3 or v1.2.3)", e.Version)
+		}
+		c.mu.RLock()
+		b, builtin := c.builtins[key]
+		c.mu.RUnlock()
+		if builtin && b.Version == e.Version {
+			return logical.InvalidRequest("version %s of %s is the builtin's", e.Version, e.Name)
+		}
+		key = versionKey(e.Type, e.Name, e.Version)
+	}
+	se, err := logical.StorageEntryJSON(key, e)
 	if err != nil {
 		return err
 	}
 	return c.storage.Put(ctx, se)
 }
 
-// Delete removes an external plugin. Deleting a builtin is refused.
-func (c *Catalog) Delete(ctx context.Context, typ, name string) error {
+// Delete removes an external plugin (its unversioned entry, or one
+// version). Deleting a builtin is refused.
+func (c *Catalog) Delete(ctx context.Context, typ, name, version string) error {
 	if err := validType(typ); err != nil {
 		return err
+	}
+	if version != "" {
+		key := versionKey(typ, name, version)
+		se, err := c.storage.Get(ctx, key)
+		if err != nil || se == nil {
+			c.mu.RLock()
+			b, builtin := c.builtins[typ+"/"+name]
+			c.mu.RUnlock()
+			if err == nil && builtin && b.Version == version {
+				return &logical.Error{Code: logical.CodeInvalidRequest, Message: ErrBuiltin.Error()}
+			}
+			return err
+		}
+		return c.storage.Delete(ctx, key)
 	}
 	se, err := c.storage.Get(ctx, typ+"/"+name)
 	if err != nil {
@@ -195,6 +264,24 @@ func (c *Catalog) List(ctx context.Context, typ string) ([]Entry, error) {
 			}
 			byKey[e.key()] = *e
 		}
+		versioned, err := c.storage.List(ctx, "versions/"+t+"/")
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range versioned {
+			n = strings.TrimSuffix(n, "/")
+			vs, err := c.storage.List(ctx, "versions/"+t+"/"+n+"/")
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range vs {
+				e, err := c.GetVersion(ctx, t, n, v)
+				if err != nil {
+					return nil, err
+				}
+				byKey[versionKey(t, n, v)] = *e
+			}
+		}
 	}
 	out := make([]Entry, 0, len(byKey))
 	for _, e := range byKey {
@@ -204,7 +291,10 @@ func (c *Catalog) List(ctx context.Context, typ string) ([]Entry, error) {
 		if out[i].Type != out[j].Type {
 			return out[i].Type < out[j].Type
 		}
-		return out[i].Name < out[j].Name
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Version < out[j].Version
 	})
 	return out, nil
 }

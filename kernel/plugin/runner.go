@@ -122,9 +122,11 @@ type MountSpec struct {
 	Path       string // "secret/"
 	PluginType string // catalog type: "secret" or "auth"
 	PluginName string // catalog name, e.g. "kv"
-	Config     map[string]string
-	Storage    logical.Storage // the mount's barrier view
-	Wasm       WasmLimits      // for WASM plugins only
+	// PluginVersion pins a catalog version; "" runs the unversioned entry.
+	PluginVersion string
+	Config        map[string]string
+	Storage       logical.Storage // the mount's barrier view
+	Wasm          WasmLimits      // for WASM plugins only
 }
 
 // WasmLimits are a WASM mount's sandbox bounds and grants.
@@ -137,23 +139,24 @@ type WasmLimits struct {
 // instantiating its module as needed) and returns the backend requests
 // go through.
 func (r *Runner) Mount(ctx context.Context, spec MountSpec) (Backend, error) {
-	entry, err := r.cfg.Catalog.Get(ctx, spec.PluginType, spec.PluginName)
+	entry, err := r.cfg.Catalog.GetVersion(ctx, spec.PluginType, spec.PluginName, spec.PluginVersion)
 	if err != nil {
 		return nil, err
 	}
 	if entry.Runtime == RuntimeWasm {
 		return r.mountWasm(ctx, entry, spec)
 	}
+	key := procKey(spec.PluginType, spec.PluginName, spec.PluginVersion)
 	for {
 		r.mu.Lock()
 		if r.closed {
 			r.mu.Unlock()
 			return nil, fmt.Errorf("%w: the plugin runner is shut down", ErrUnavailable)
 		}
-		p := r.procs[entry.key()]
+		p := r.procs[key]
 		if p == nil {
-			p = &process{r: r, entry: *entry, mounts: map[string]*Handle{}, views: map[string]logical.Storage{}}
-			r.procs[entry.key()] = p
+			p = &process{r: r, key: key, version: spec.PluginVersion, entry: *entry, mounts: map[string]*Handle{}, views: map[string]logical.Storage{}}
+			r.procs[key] = p
 		}
 		r.mu.Unlock()
 
@@ -173,8 +176,8 @@ func (r *Runner) Mount(ctx context.Context, spec MountSpec) (Backend, error) {
 func (r *Runner) dropIfIdle(p *process) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.procs[p.entry.key()] == p && p.stopIfIdle() {
-		delete(r.procs, p.entry.key())
+	if r.procs[p.key] == p && p.stopIfIdle() {
+		delete(r.procs, p.key)
 	}
 }
 
@@ -185,16 +188,32 @@ func (r *Runner) Reload(ctx context.Context, typ, name string) error {
 		return err
 	}
 	r.mu.Lock()
-	p := r.procs[typ+"/"+name]
+	var procs []*process
+	for _, p := range r.procs {
+		if p.entry.Type == typ && p.entry.Name == name {
+			procs = append(procs, p)
+		}
+	}
 	r.mu.Unlock()
-	if p == nil {
-		return nil
+	for _, p := range procs {
+		entry, err := r.cfg.Catalog.GetVersion(ctx, typ, name, p.version)
+		if err != nil {
+			return err
+		}
+		if err := p.reload(ctx, *entry); err != nil {
+			return err
+		}
 	}
-	entry, err := r.cfg.Catalog.Get(ctx, typ, name)
-	if err != nil {
-		return err
+	return nil
+}
+
+// procKey names the process serving one catalog entry: each version of a
+// plugin runs in its own process.
+func procKey(typ, name, version string) string {
+	if version == "" {
+		return typ + "/" + name
 	}
-	return p.reload(ctx, *entry)
+	return typ + "/" + name + "@" + version
 }
 
 // Shutdown stops every plugin process.
@@ -224,7 +243,7 @@ func (r *Runner) Retune(ctx context.Context, b Backend, spec MountSpec) (commit,
 	if !ok {
 		return func() {}, func() {}, nil
 	}
-	e, err := r.cfg.Catalog.Get(ctx, spec.PluginType, spec.PluginName)
+	e, err := r.cfg.Catalog.GetVersion(ctx, spec.PluginType, spec.PluginName, spec.PluginVersion)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -240,7 +259,7 @@ type Info struct {
 // ProcessInfo reports on the process serving a plugin (for sys endpoints and tests).
 func (r *Runner) ProcessInfo(typ, name string) (Info, bool) {
 	r.mu.Lock()
-	p := r.procs[typ+"/"+name]
+	p := r.procs[procKey(typ, name, "")]
 	r.mu.Unlock()
 	if p == nil {
 		return Info{}, false
@@ -253,6 +272,10 @@ type conn struct {
 	client  *goplugin.Client
 	rpc     *sdkplugin.Client
 	started time.Time
+	// calls is held shared by each call on this process; a reload takes
+	// it to retire the process once its calls have answered.
+	calls   sync.RWMutex
+	retired bool // under calls: replaced, take p.cur again
 	// setupErr records mounts whose Setup failed on this process.
 	setupErr sync.Map // mount ID -> error
 }
@@ -267,7 +290,9 @@ func (c *conn) stop() {
 
 // process supervises the process of one plugin and the mounts it serves.
 type process struct {
-	r *Runner
+	r       *Runner
+	key     string // procKey
+	version string // the catalog version mounts pinned ("" unversioned)
 
 	cur atomic.Pointer[conn] // the live process, nil when down
 
@@ -514,19 +539,42 @@ func fileSHA256(path string) ([]byte, error) {
 	return h.Sum(nil), nil
 }
 
-// reload restarts the process with a possibly updated catalog entry.
+// reload restarts the process with a possibly updated catalog entry. The
+// new process is started and its mounts set up while the old one serves;
+// then the old one's calls in flight finish (new calls wait), the new one
+// takes over and the old one stops. Never two processes serving at once,
+// and no call fails: a reload only delays calls by the switch-over. If the
+// new process cannot start, the old one keeps serving.
 func (p *process) reload(ctx context.Context, e Entry) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
 	defer cancel()
+	prev := p.entry
 	p.entry = e
-	if c := p.cur.Swap(nil); c != nil {
-		c.stop()
+	c, err := p.start(ctx)
+	if err != nil {
+		p.entry = prev
+		return err
+	}
+	for _, h := range p.mounts {
+		if err := h.setup(ctx, c); err != nil {
+			p.r.logger.Error("plugin mount setup failed", "plugin", p.entry.Name, "mount", h.spec.Path, "error", err)
+		}
 	}
 	p.failures = 0
-	_, err := p.liveLocked(ctx)
-	return err
+	p.restarts++
+	old := p.cur.Load()
+	if old != nil {
+		old.calls.Lock() // wait for its calls; new ones queue here
+	}
+	p.cur.Store(c)
+	if old != nil {
+		old.retired = true
+		old.calls.Unlock()
+		old.stop()
+	}
+	return nil
 }
 
 func (p *process) stop() {
@@ -542,6 +590,8 @@ func (p *process) stop() {
 type Handle struct {
 	p    *process
 	spec MountSpec
+
+	gate gate // calls in flight; see Replace
 
 	mu     sync.RWMutex // protects result
 	result *sdkplugin.SetupResult
@@ -595,10 +645,15 @@ func (h *Handle) Schema() *logical.Schema {
 
 // HandleExistenceCheck implements logical.ExistenceChecker for the mount.
 func (h *Handle) HandleExistenceCheck(ctx context.Context, req *logical.Request) (found, exists bool, err error) {
-	c, err := h.ready(ctx)
+	if next, ok := h.gate.enter(); !ok {
+		return forwardExistence(ctx, next, req)
+	}
+	defer h.gate.leave()
+	c, err := h.enterConn(ctx)
 	if err != nil {
 		return false, false, err
 	}
+	defer c.calls.RUnlock()
 	found, exists, err = c.rpc.ExistenceCheck(ctx, h.spec.ID, req)
 	if errors.Is(err, sdkplugin.ErrTransport) {
 		return false, false, fmt.Errorf("%w: %s: %v", ErrUnavailable, h.p.entry.Name, err)
@@ -609,15 +664,37 @@ func (h *Handle) HandleExistenceCheck(ctx context.Context, req *logical.Request)
 // HandleRequest forwards a request to the plugin. Transport failures come
 // back as ErrUnavailable; the next call restarts a dead process.
 func (h *Handle) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-	c, err := h.ready(ctx)
+	if next, ok := h.gate.enter(); !ok {
+		return forwardRequest(ctx, next, req)
+	}
+	defer h.gate.leave()
+	c, err := h.enterConn(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer c.calls.RUnlock()
 	resp, err := c.rpc.HandleRequest(ctx, h.spec.ID, req)
 	if errors.Is(err, sdkplugin.ErrTransport) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, h.p.entry.Name, err)
 	}
 	return resp, err
+}
+
+// enterConn returns the live process with a call registered on it (the
+// caller releases c.calls.RUnlock); a process retired by a reload
+// meanwhile is skipped for its successor.
+func (h *Handle) enterConn(ctx context.Context) (*conn, error) {
+	for {
+		c, err := h.ready(ctx)
+		if err != nil {
+			return nil, err
+		}
+		c.calls.RLock()
+		if !c.retired {
+			return c, nil
+		}
+		c.calls.RUnlock()
+	}
 }
 
 // ready returns the live process with this mount set up on it.
@@ -639,5 +716,14 @@ func (h *Handle) ready(ctx context.Context) (*conn, error) {
 	return c, nil
 }
 
-// Close tears the mount down in the plugin; the process stops with its last mount.
-func (h *Handle) Close(ctx context.Context) { h.p.remove(ctx, h) }
+// errMountClosed answers a call that reached a mount's old backend after
+// it was replaced or disabled.
+var errMountClosed = fmt.Errorf("%w: the mount was closed", ErrUnavailable)
+
+// Close waits for the calls in flight, then tears the mount down in the
+// plugin; the process stops with its last mount.
+func (h *Handle) Close(ctx context.Context) {
+	if h.gate.shut(nil, nil) {
+		h.p.remove(ctx, h)
+	}
+}

@@ -213,13 +213,6 @@ func (r *Runner) reloadWasm(ctx context.Context, typ, name string) error {
 	if w == nil {
 		return nil
 	}
-	e, err := r.cfg.Catalog.Get(ctx, typ, name)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
 	w.mu.Lock()
 	var mine []*wasmBackend
 	for b := range w.mounts {
@@ -229,6 +222,13 @@ func (r *Runner) reloadWasm(ctx context.Context, typ, name string) error {
 	}
 	w.mu.Unlock()
 	for _, b := range mine {
+		e, err := r.cfg.Catalog.GetVersion(ctx, typ, name, b.Spec().PluginVersion)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
 		if e.Runtime != RuntimeWasm {
 			return fmt.Errorf("plugin %s/%s is no longer a WASM plugin: disable and enable its mounts", typ, name)
 		}
@@ -244,8 +244,9 @@ func (r *Runner) reloadWasm(ctx context.Context, typ, name string) error {
 // wasmBackend is one mount served by a WASM module. The wasm.Mount behind
 // it can be replaced (reload, new limits) while requests keep flowing.
 type wasmBackend struct {
-	w   *wasmHost
-	cur atomic.Pointer[wasm.Mount]
+	w    *wasmHost
+	cur  atomic.Pointer[wasm.Mount]
+	gate gate // calls in flight: to the mount (Replace) and to cur (Retune)
 
 	mu   sync.Mutex // protects spec
 	spec MountSpec
@@ -277,19 +278,31 @@ func (b *wasmBackend) Retune(ctx context.Context, c *Catalog, e *Entry, spec Mou
 	}
 	bg := context.WithoutCancel(ctx)
 	commit = func() {
+		// Not two pools at once: wait for the old pool's calls, then swap.
+		b.gate.mu.Lock()
+		old := b.cur.Swap(m)
+		b.gate.mu.Unlock()
 		b.mu.Lock()
 		b.spec = spec
 		b.mu.Unlock()
-		go b.cur.Swap(m).Close(bg)
+		go old.Close(bg)
 	}
 	return commit, func() { m.Close(bg) }, nil
 }
 
 func (b *wasmBackend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if next, ok := b.gate.enter(); !ok {
+		return forwardRequest(ctx, next, req)
+	}
+	defer b.gate.leave()
 	return b.cur.Load().HandleRequest(ctx, req)
 }
 
 func (b *wasmBackend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if next, ok := b.gate.enter(); !ok {
+		return forwardExistence(ctx, next, req)
+	}
+	defer b.gate.leave()
 	return b.cur.Load().HandleExistenceCheck(ctx, req)
 }
 
@@ -300,6 +313,12 @@ func (b *wasmBackend) Schema() *logical.Schema      { return b.cur.Load().Schema
 func (b *wasmBackend) Stats() wasm.Stats { return b.cur.Load().Stats() }
 
 func (b *wasmBackend) Close(ctx context.Context) {
+	if b.gate.shut(nil, nil) {
+		b.teardown(ctx)
+	}
+}
+
+func (b *wasmBackend) teardown(ctx context.Context) {
 	b.w.mu.Lock()
 	delete(b.w.mounts, b)
 	b.w.mu.Unlock()
