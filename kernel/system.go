@@ -203,17 +203,14 @@ func (c *Core) registerWasm(ctx context.Context, u *unsealedState, e *plugin.Ent
 		return &logical.Error{Code: logical.CodeInvalidRequest, Message: plugin.ErrNoPluginDirectory.Error()}
 	}
 	sha := strings.ToLower(e.SHA256)
-	info, err := u.runner.CheckWasm(ctx, e.Type, sha, bin)
+	if _, err := u.runner.CheckWasm(ctx, e.Type, sha, bin); err != nil {
+		return err
+	}
+	cmd, err := u.catalog.StoreWasm(sha, bin)
 	if err != nil {
 		return err
 	}
-	if e.Version == "" {
-		e.Version = info.Version
-	}
-	if e.Command, err = u.catalog.StoreWasm(sha, bin); err != nil {
-		return err
-	}
-	e.SHA256, e.Runtime = sha, plugin.RuntimeWasm
+	e.Command, e.SHA256, e.Runtime = cmd, sha, plugin.RuntimeWasm
 	return nil
 }
 
