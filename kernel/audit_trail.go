@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -30,7 +31,7 @@ func (t *auditTrail) start(u *unsealedState, r *Request) {
 	}
 	t.broker = u.audit.broker
 	t.req = &audit.Request{ID: r.ID, Operation: string(r.Operation), Path: r.Path, Data: r.Data,
-		RemoteAddr: r.RemoteAddr, Headers: r.Headers, ClientToken: r.ClientToken}
+		RemoteAddr: r.RemoteAddr, Headers: r.Headers, ClientToken: r.ClientToken, WrapTTL: r.WrapTTL}
 }
 
 func (t *auditTrail) route(rt *router.Route) {
@@ -108,6 +109,12 @@ func (c *Core) auditResponse(ctx context.Context, t *auditTrail, r *Request, out
 			ar.LeaseID = out.Secret.LeaseID
 		}
 		ar.Auth = auditAuthBlock(out.TokenAuth)
+		if w := out.WrapInfo; w != nil {
+			// A wrapped response is audited as the client saw it: the
+			// wrapping token (HMAC'd by the device), not what it holds.
+			ar.WrapInfo = &audit.WrapInfo{Token: w.Token, Accessor: w.Accessor, TTL: w.TTL,
+				CreationTime: w.CreationTime, CreationPath: w.CreationPath, WrappedAccessor: w.WrappedAccessor}
+		}
 	}
 	if lerr := t.broker.LogResponse(ctx, ar); lerr != nil {
 		return nil, errAuditFailed
@@ -119,27 +126,54 @@ func (c *Core) auditResponse(ctx context.Context, t *auditTrail, r *Request, out
 }
 
 // auditAuthBlock reads the envelope auth block the kernel built for a
-// minted or renewed token.
+// minted or renewed token, or decoded from an unwrapped response (JSON
+// types then: []any, json.Number, map[string]any).
 func auditAuthBlock(a map[string]any) *audit.Auth {
 	if a == nil {
 		return nil
 	}
 	str := func(k string) string { s, _ := a[k].(string); return s }
-	out := &audit.Auth{ClientToken: str("client_token"), Accessor: str("accessor"), TokenType: str("token_type")}
-	if p, ok := a["policies"].([]string); ok {
-		out.Policies = p
+	strs := func(k string) []string {
+		switch v := a[k].(type) {
+		case []string:
+			return v
+		case []any:
+			out := make([]string, 0, len(v))
+			for _, x := range v {
+				if s, ok := x.(string); ok {
+					out = append(out, s)
+				}
+			}
+			return out
+		}
+		return nil
 	}
-	if p, ok := a["token_policies"].([]string); ok {
-		out.TokenPolicies = p
+	num := func(k string) int64 {
+		switch v := a[k].(type) {
+		case int64:
+			return v
+		case int:
+			return int64(v)
+		case json.Number:
+			n, _ := v.Int64()
+			return n
+		}
+		return 0
 	}
-	if m, ok := a["metadata"].(map[string]string); ok {
+	out := &audit.Auth{ClientToken: str("client_token"), Accessor: str("accessor"), TokenType: str("token_type"),
+		Policies: strs("policies"), TokenPolicies: strs("token_policies")}
+	switch m := a["metadata"].(type) {
+	case map[string]string:
 		out.Metadata = m // read while the entry is formatted, never kept
+	case map[string]any:
+		out.Metadata = make(map[string]string, len(m))
+		for k, v := range m {
+			if s, ok := v.(string); ok {
+				out.Metadata[k] = s
+			}
+		}
 	}
-	if n, ok := a["lease_duration"].(int64); ok {
-		out.TTL = time.Duration(n) * time.Second
-	}
-	if n, ok := a["num_uses"].(int); ok {
-		out.NumUses = n
-	}
+	out.TTL = time.Duration(num("lease_duration")) * time.Second
+	out.NumUses = int(num("num_uses"))
 	return out
 }

@@ -587,7 +587,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	}
 	topts := c.tokenOptions()
 	topts.RenewAuth = c.renewAuth(u)
-	topts.Revoked = c.tokenRevoked(u)
+	topts.Revoked = c.tokenGone(u) // leases and cubbyhole (cubbyhole.go)
 	if u.tokens, err = token.NewStore(ctx, c.barrier.View("sys/token/"), topts); err != nil {
 		return err
 	}
@@ -628,6 +628,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	u.system = c.systemBackend(u)
 	u.router.Add(&router.Route{Prefix: "sys/", Type: "system", Accessor: sysEntry.Accessor, Handler: u.system.(router.Handler)})
 	u.router.Add(&router.Route{Prefix: "auth/token/", Type: "token", Accessor: tokenEntry.Accessor, Handler: u.tokens.Backend()})
+	c.mountCubbyhole(u)
 
 	// Start every plugin mount. A mount whose plugin fails stays routed and
 	// answers 502 until the plugin works again: one broken plugin must not

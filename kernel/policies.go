@@ -13,6 +13,32 @@ import (
 	"github.com/wardproject/ward/sdk/logical"
 )
 
+// responseWrappingPolicyName is the fixed policy of response-wrapping
+// tokens (Vault's). Its name is reserved: nobody can write or delete it.
+const responseWrappingPolicyName = "response-wrapping"
+
+// responseWrappingPolicyText is Vault's response-wrapping policy: a
+// wrapping token can unwrap itself, and read its cubbyhole/response (the
+// older way of unwrapping), nothing else.
+const responseWrappingPolicyText = `
+path "cubbyhole/response" {
+    capabilities = ["create", "read"]
+}
+
+path "sys/wrapping/unwrap" {
+    capabilities = ["update"]
+}
+`
+
+// responseWrappingPolicy is the parsed built-in policy.
+var responseWrappingPolicy = func() *policy.Policy {
+	p, err := policy.Parse(responseWrappingPolicyName, responseWrappingPolicyText, policy.ParseOptions{})
+	if err != nil {
+		panic("kernel: built-in response-wrapping policy: " + err.Error())
+	}
+	return p
+}()
+
 // policyStore keeps ACL policies in the barrier and caches what every
 // request needs: parsed policies by name and built ACLs by policy set.
 type policyStore struct {
@@ -54,8 +80,13 @@ func newPolicyStore(ctx context.Context, view logical.Storage, now func() time.T
 // get returns a policy by name; nil when there is none.
 func (s *policyStore) get(ctx context.Context, name string) (*policy.Policy, *storedPolicy, error) {
 	name = policy.NormalizeName(name)
-	if name == "root" {
+	switch name {
+	case "root":
 		return policy.Root(), &storedPolicy{Name: "root"}, nil
+	case responseWrappingPolicyName:
+		// Built in and never stored, so it cannot be edited (Vault
+		// neither lists it).
+		return responseWrappingPolicy, &storedPolicy{Name: name, Policy: responseWrappingPolicyText, Version: 1}, nil
 	}
 	se, err := s.view.Get(ctx, name)
 	if err != nil || se == nil {
@@ -127,7 +158,7 @@ func (s *policyStore) write(ctx context.Context, name, text string) error {
 // remove deletes a policy; root and default cannot be deleted.
 func (s *policyStore) remove(ctx context.Context, name string) error {
 	name = policy.NormalizeName(name)
-	if name == "root" || name == "default" {
+	if name == "root" || name == "default" || name == responseWrappingPolicyName {
 		return logical.InvalidRequest("cannot delete the %s policy", name)
 	}
 	if err := s.view.Delete(ctx, name); err != nil {

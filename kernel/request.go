@@ -22,6 +22,10 @@ type Request struct {
 	*logical.Request
 	// ClientToken is the caller's token, "" when none was sent.
 	ClientToken string
+	// WrapTTL asks for the response to be wrapped in a single-use token
+	// living that long (X-Vault-Wrap-TTL); 0 for no wrapping. It must be
+	// at least MinWrapTTL.
+	WrapTTL time.Duration
 }
 
 // errNoRoute is a 404 for a path no mount serves.
@@ -35,6 +39,13 @@ func errNoRoute(path string) error {
 type Response struct {
 	*logical.Response
 	TokenAuth map[string]any
+	// WrapInfo is set when the response was wrapped: the client gets only
+	// it (and the warnings).
+	WrapInfo *WrapInfo
+	// Raw, when set, is the body to send as it is (status 200): an
+	// unwrapped response, exactly as it was stored. The other fields then
+	// describe it for the audit entry.
+	Raw []byte
 }
 
 // HandleRequest runs the request path: seal check, routing, token, ACL,
@@ -43,16 +54,6 @@ type Response struct {
 func (c *Core) HandleRequest(ctx context.Context, r *Request) (*Response, error) {
 	tr := &auditTrail{}
 	out, err := c.handle(ctx, r, tr)
-	if err == nil && out != nil {
-		if sc := out.StatusCode; sc != 0 && (sc < 200 || sc > 599) {
-			out, err = nil, fmt.Errorf("%w: backend answered with invalid HTTP status %d", plugin.ErrUnavailable, sc)
-		} else if a, ok := out.Data["auth"].(map[string]any); ok && strings.HasPrefix(r.Path, "auth/token/") {
-			// The token backend (in-kernel) returns the envelope auth
-			// block under data.auth; lift it where clients expect it.
-			out.TokenAuth = a
-			out.Data = nil
-		}
-	}
 	if tr.broker != nil {
 		return c.auditResponse(ctx, tr, r, out, err)
 	}
@@ -83,6 +84,11 @@ func (c *Core) handle(ctx context.Context, r *Request, tr *auditTrail) (out *Res
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.MaxRequestDuration)
 	defer cancel()
 	tr.start(u, r)
+	if r.WrapTTL < 0 || (r.WrapTTL > 0 && r.WrapTTL < MinWrapTTL) {
+		return nil, logical.InvalidRequest("the wrap TTL must be at least %s", MinWrapTTL)
+	}
+	wc := &wrapCall{ttl: r.WrapTTL}
+	ctx = withWrapCall(ctx, wc)
 
 	route, rel := u.router.Match(r.Path)
 	tr.route(route)
@@ -94,6 +100,14 @@ func (c *Core) handle(ctx context.Context, r *Request, tr *auditTrail) (out *Res
 		special = route.Handler.SpecialPaths()
 	}
 	unauth := route != nil && router.PathMatches(special.Unauthenticated, rel)
+
+	// The wrapping token of sys/wrapping/{unwrap,lookup,rewrap} is checked
+	// first, as in Vault: an invalid one is a 400 whoever asks.
+	if wrappingEndpoint(route, rel) && r.Operation != logical.HelpOperation {
+		if err := validateWrappingToken(ctx, u, r, wc); err != nil {
+			return nil, err
+		}
+	}
 
 	var te *token.Entry
 	if unauth && route.Auth {
@@ -110,6 +124,11 @@ func (c *Core) handle(ctx context.Context, r *Request, tr *auditTrail) (out *Res
 			return nil, err
 		}
 		if !usable(u, te, r.RemoteAddr) {
+			if te == nil && wc.token != nil && !wc.thirdParty {
+				// The wrapping token was used by a concurrent unwrap
+				// since it was validated: same answer as after.
+				return nil, ErrInvalidWrappingToken
+			}
 			return nil, logical.ErrPermissionDenied
 		}
 		tr.token(te)
@@ -152,13 +171,32 @@ func (c *Core) handle(ctx context.Context, r *Request, tr *auditTrail) (out *Res
 	}
 	if te != nil {
 		if te.NumUses > 0 {
-			te, err = u.tokens.UseToken(ctx, te)
+			spent, last, err := u.tokens.SpendUse(ctx, te)
 			if err != nil {
 				return nil, err
 			}
-			if te == nil {
+			if spent == nil {
+				if wc.token != nil {
+					return nil, ErrInvalidWrappingToken // another request used it first
+				}
 				return nil, logical.ErrPermissionDenied
 			}
+			if last {
+				// As in Vault, a token's last use revokes it after the
+				// request (it already fails every lookup), so the request
+				// still sees what the token owns: its cubbyhole, which
+				// is how a wrapping token is unwrapped. The revocation
+				// does not depend on the client staying connected.
+				defer func() {
+					if rerr := u.tokens.Revoke(context.WithoutCancel(ctx), spent); rerr != nil {
+						c.logger.Error("revoking a token after its last use failed; it can no longer be used", "error", rerr)
+					}
+				}()
+			}
+			if wc.token != nil && wc.token.HashedID == spent.HashedID {
+				wc.spent = true
+			}
+			te = spent
 		}
 		ctx = token.NewContext(ctx, te)
 	}
@@ -171,18 +209,51 @@ func (c *Core) handle(ctx context.Context, r *Request, tr *auditTrail) (out *Res
 	req.Unauthenticated = unauth
 	req.Auth, req.Secret = nil, nil // only the kernel's renewals and revocations send them
 	resp, err := route.Handler.HandleRequest(ctx, &req)
-	if err != nil || resp == nil {
+	if err != nil {
 		return nil, err
 	}
-	if resp.Auth != nil {
-		return c.login(ctx, u, r, route, resp)
-	}
-	if resp.Secret != nil {
-		if err := c.registerLease(ctx, u, route, rel, te, resp); err != nil {
-			return nil, err
+	if resp != nil {
+		switch {
+		case resp.Auth != nil:
+			if out, err = c.login(ctx, u, r, route, resp); err != nil {
+				return nil, err
+			}
+		case resp.Secret != nil:
+			if err := c.registerLease(ctx, u, route, rel, te, resp); err != nil {
+				return nil, err
+			}
+			out = &Response{Response: resp}
+		default:
+			out = &Response{Response: resp}
 		}
 	}
-	return &Response{Response: resp}, nil
+	if out, err = finish(r, out); err != nil {
+		return nil, err
+	}
+	switch {
+	case wc.unwrapped != "":
+		return unwrappedResponse(wc.unwrapped)
+	case wc.ttl > 0 && (wc.raw != "" || wrappable(out)):
+		return c.wrapResponse(ctx, u, r, te, route, out, wc)
+	}
+	return out, nil
+}
+
+// finish checks a backend's answer and shapes it for the envelope.
+func finish(r *Request, out *Response) (*Response, error) {
+	if out == nil {
+		return nil, nil
+	}
+	if sc := out.StatusCode; sc != 0 && (sc < 200 || sc > 599) {
+		return nil, fmt.Errorf("%w: backend answered with invalid HTTP status %d", plugin.ErrUnavailable, sc)
+	}
+	if a, ok := out.Data["auth"].(map[string]any); ok && strings.HasPrefix(r.Path, "auth/token/") {
+		// The token backend (in-kernel) returns the envelope auth
+		// block under data.auth; lift it where clients expect it.
+		out.TokenAuth = a
+		out.Data = nil
+	}
+	return out, nil
 }
 
 // usable reports whether a looked-up token may be used from remoteAddr:
@@ -271,7 +342,7 @@ func (c *Core) Authorize(ctx context.Context, clientToken, remoteAddr, path stri
 func (c *Core) policyInput(r *Request, te *token.Entry, route *router.Route) *policy.Input {
 	now := c.cfg.Now()
 	in := &policy.Input{
-		Path: r.Path, Operation: r.Operation, Data: r.Data, RemoteAddr: r.RemoteAddr, Now: now,
+		Path: r.Path, Operation: r.Operation, Data: r.Data, RemoteAddr: r.RemoteAddr, Now: now, WrapTTL: r.WrapTTL,
 		Token: policy.TokenInfo{Policies: te.Policies, Meta: te.Meta, DisplayName: te.DisplayName,
 			CreationTime: te.CreationTime},
 	}

@@ -30,7 +30,8 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 			Root: []string{"auth/*", "plugins/catalog/*", "plugins/reload/*", "seal", "audit", "audit/*", "audit-hash/*", "leases/revoke-prefix/*", "leases/revoke-force/*", "revoke-prefix/*", "revoke-force/*", // as in Vault
 				"rotate", "rotate/*", "rekey/*", "rekey-recovery-key/*"},
 			// Root generation is authorized by the key shares, as in Vault.
-			Unauthenticated: []string{"generate-root/*", "generate-root-token/*"},
+			Unauthenticated: []string{"generate-root/*", "generate-root-token/*",
+				"wrapping/lookup"}, // the wrapping token is its own credential (Vault)
 		},
 		Paths: []*framework.Path{
 			{
@@ -96,6 +97,7 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 	b.Paths = append(b.Paths, s.policyPaths()...)
 	b.Paths = append(b.Paths, s.auditPaths()...)
 	b.Paths = append(b.Paths, s.leasePaths()...)
+	b.Paths = append(b.Paths, s.wrappingPaths()...)
 	b.Paths = append(b.Paths, s.keyPaths()...)
 	b.Paths = append(b.Paths, s.mountPaths(s.u.secrets, "mounts")...)
 	b.Paths = append(b.Paths, s.mountPaths(s.u.auths, "auth")...)

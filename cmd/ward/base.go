@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/openbao/openbao/api/v2"
 )
@@ -46,6 +47,7 @@ type outputKind int
 const (
 	withFormat    outputKind = 1 << iota // -format
 	withField                            // -field
+	withWrapTTL                          // -wrap-ttl (and WARD_WRAP_TTL/VAULT_WRAP_TTL)
 	noOutputFlags outputKind = 0
 )
 
@@ -57,11 +59,15 @@ type baseCommand struct {
 	flagTLSSkipVerify bool
 	flagFormat        string
 	flagField         string
+	flagWrapTTL       string
+	// wrapping says the command accepts -wrap-ttl: only then do the flag
+	// and WARD_WRAP_TTL/VAULT_WRAP_TTL apply.
+	wrapping bool
 }
 
 // Names of the shared flags, so help can list them apart from command flags.
 var (
-	httpFlagNames   = map[string]bool{"address": true, "ca-cert": true, "tls-skip-verify": true}
+	httpFlagNames   = map[string]bool{"address": true, "ca-cert": true, "tls-skip-verify": true, "wrap-ttl": true}
 	outputFlagNames = map[string]bool{"format": true, "field": true}
 )
 
@@ -84,7 +90,34 @@ func (b *baseCommand) flagSet(name string, out outputKind) *flag.FlagSet {
 		fs.StringVar(&b.flagField, "field", "",
 			"Print only this field, raw (no trailing newline unless stdout is a terminal).")
 	}
+	if out&withWrapTTL != 0 {
+		b.wrapping = true
+		fs.StringVar(&b.flagWrapTTL, "wrap-ttl", "",
+			`Wrap the response in a single-use token living this long ("60s", "5m" or seconds); `+
+				"unwrap it with 'ward unwrap'. Overrides WARD_WRAP_TTL, then VAULT_WRAP_TTL.")
+	}
 	return fs
+}
+
+// wrapTTL returns the wrap TTL the command asks for, in seconds ("" for
+// none): -wrap-ttl, else WARD_WRAP_TTL, else VAULT_WRAP_TTL.
+func (b *baseCommand) wrapTTL() (string, error) {
+	if !b.wrapping {
+		return "", nil
+	}
+	v := b.flagWrapTTL
+	if v == "" {
+		v = firstEnv("WARD_WRAP_TTL", "VAULT_WRAP_TTL")
+	}
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", nil
+	}
+	d, err := parseDuration(v)
+	if err != nil || d < time.Second {
+		return "", fmt.Errorf("invalid wrap TTL %q: want a duration of at least 1s", v)
+	}
+	return strconv.FormatInt(int64(d/time.Second), 10), nil
 }
 
 // parse parses args, validates the output flags and returns the positional
@@ -209,6 +242,10 @@ func (b *baseCommand) clientWithoutToken() (*api.Client, error) {
 		}
 	}
 
+	wrapTTL, err := b.wrapTTL()
+	if err != nil {
+		return nil, err
+	}
 	client, err := api.NewClient(cfg)
 	if err != nil {
 		return nil, err
@@ -216,6 +253,9 @@ func (b *baseCommand) clientWithoutToken() (*api.Client, error) {
 	// api.NewClient reads BAO_TOKEN (or VAULT_TOKEN) itself; drop it so
 	// only Ward's precedence (resolveToken) applies.
 	client.ClearToken()
+	if wrapTTL != "" {
+		client.SetWrappingLookupFunc(func(string, string) string { return wrapTTL })
+	}
 	return client, nil
 }
 

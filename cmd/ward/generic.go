@@ -23,10 +23,17 @@ Usage: ward read [options] PATH [KEY=VALUE…]
 
       $ ward read secret/data/app/db
       $ ward read -field=policy sys/policies/acl/default
+
+  With -wrap-ttl the reply is a wrapping token instead of the data; whoever
+  holds it gets the data once with 'ward unwrap':
+
+      $ ward read -wrap-ttl=5m -field=wrapping_token secret/data/app/db
 `, c.flags())
 }
 
-func (c *readCommand) flags() *flag.FlagSet { return c.flagSet("read", withFormat|withField) }
+func (c *readCommand) flags() *flag.FlagSet {
+	return c.flagSet("read", withFormat|withField|withWrapTTL)
+}
 
 func (c *readCommand) Run(args []string) int {
 	args, client, code := c.begin(c.flags(), args, 1, -1)
@@ -72,11 +79,12 @@ Usage: ward write [options] PATH [DATA]
 
       $ ward write sys/policies/acl/ro policy=@ro.hcl
       $ ward write -force transit/keys/k1
+      $ ward write -wrap-ttl=60s -f auth/approle/role/ci/secret-id
 `, c.flags())
 }
 
 func (c *writeCommand) flags() *flag.FlagSet {
-	fs := c.flagSet("write", withFormat|withField)
+	fs := c.flagSet("write", withFormat|withField|withWrapTTL)
 	fs.BoolVar(&c.flagForce, "force", false, "Allow the write with no data.")
 	fs.BoolVar(&c.flagForce, "f", false, "Alias for -force.")
 	return fs
@@ -133,7 +141,7 @@ Usage: ward list [options] PATH
 `, c.flags())
 }
 
-func (c *listCommand) flags() *flag.FlagSet { return c.flagSet("list", withFormat) }
+func (c *listCommand) flags() *flag.FlagSet { return c.flagSet("list", withFormat|withWrapTTL) }
 
 func (c *listCommand) Run(args []string) int {
 	args, client, code := c.begin(c.flags(), args, 1, 1)
@@ -148,6 +156,9 @@ func (c *listCommand) Run(args []string) int {
 	if secret == nil {
 		printErr("No value found at %s", p)
 		return exitRemote
+	}
+	if secret.WrapInfo != nil {
+		return c.outputSecret(secret)
 	}
 	return c.outputKeys(secret, p)
 }

@@ -65,6 +65,7 @@ func commands() map[string]cli.CommandFactory {
 		"write":  &writeCommand{},
 		"list":   &listCommand{},
 		"delete": &deleteCommand{},
+		"unwrap": &unwrapCommand{}, // unwrap.go
 
 		"kv":                 kvGroup,
 		"kv get":             &kvGetCommand{},

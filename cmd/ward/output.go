@@ -137,6 +137,17 @@ func humanDuration(d time.Duration) string {
 // information, then auth information, then the sorted data.
 func secretRows(s *api.Secret) [][]string {
 	var rows [][]string
+	if w := s.WrapInfo; w != nil {
+		rows = append(rows,
+			[]string{"wrapping_token", w.Token},
+			[]string{"wrapping_accessor", w.Accessor},
+			[]string{"wrapping_token_ttl", humanDuration(time.Duration(w.TTL) * time.Second)},
+			[]string{"wrapping_token_creation_time", w.CreationTime.String()},
+			[]string{"wrapping_token_creation_path", w.CreationPath})
+		if w.WrappedAccessor != "" {
+			rows = append(rows, []string{"wrapped_accessor", w.WrappedAccessor})
+		}
+	}
 	if s.LeaseDuration > 0 {
 		d := humanDuration(time.Duration(s.LeaseDuration) * time.Second)
 		if s.LeaseID != "" {
@@ -244,6 +255,22 @@ func (b *baseCommand) outputKeys(s *api.Secret, path string) int {
 // secretField finds field in a secret: the pseudo-fields of the table output
 // (token, token_accessor, lease_id, …) first, then the data.
 func secretField(s *api.Secret, field string) (any, bool) {
+	if w := s.WrapInfo; w != nil {
+		switch field {
+		case "wrapping_token":
+			return w.Token, true
+		case "wrapping_accessor":
+			return w.Accessor, true
+		case "wrapping_token_ttl":
+			return humanDuration(time.Duration(w.TTL) * time.Second), true
+		case "wrapping_token_creation_time":
+			return w.CreationTime.String(), true
+		case "wrapping_token_creation_path":
+			return w.CreationPath, true
+		case "wrapped_accessor":
+			return w.WrappedAccessor, w.WrappedAccessor != ""
+		}
+	}
 	if a := s.Auth; a != nil {
 		switch field {
 		case "token":

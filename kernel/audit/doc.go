@@ -28,7 +28,9 @@
 //
 // A response entry ("type":"response") repeats auth and request and adds
 // "response":{"auth":{…the token a login minted…},"mount_point","mount_type",
-// "mount_accessor","secret":{"lease_id"},"data","warnings","redirect","status_code"}.
+// "mount_accessor","secret":{"lease_id"},"data","warnings","redirect",
+// "wrap_info":{"ttl","token","accessor","creation_time","creation_path",
+// "wrapped_accessor"},"status_code"} (wrap_info only for a wrapped response).
 // Ward's additions are policy_conditions (request entries: the CEL
 // conditions evaluated for the decision), response.status_code, and seq and
 // prev (every line). Map keys are written sorted; HTML characters are not
@@ -43,7 +45,9 @@
 // nulls are kept, and so are map keys (as in Vault). Client tokens (of the
 // caller and of a token a login minted) are always HMAC'd; accessors too
 // unless RawAccessors (hmac_accessor = false). Auth metadata values are
-// HMAC'd (auth methods put free-form data there). Left in clear, as Vault
+// HMAC'd (auth methods put free-form data there). A wrapped response's
+// wrap_info token is always HMAC'd, its accessor and wrapped_accessor like
+// other accessors. Left in clear, as Vault
 // leaves them: paths, operations, mount fields, display names, policy
 // names, entity IDs, token types and TTLs, warnings, lease IDs, errors and
 // CEL expressions — they say who did what with which authority and never

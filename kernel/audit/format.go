@@ -322,6 +322,22 @@ func (e *encoder) response(r *Response, req *Request) {
 	e.data("data", r.Data)
 	e.strs("warnings", r.Warnings)
 	e.str("redirect", r.Redirect)
+	if w := r.WrapInfo; w != nil {
+		e.key("wrap_info")
+		e.open()
+		e.int("ttl", int64(w.TTL/time.Second))
+		e.secret("token", w.Token)
+		e.accessor("accessor", w.Accessor)
+		if !w.CreationTime.IsZero() {
+			e.key("creation_time")
+			e.buf = append(e.buf, '"')
+			e.buf = w.CreationTime.UTC().AppendFormat(e.buf, time.RFC3339Nano)
+			e.buf = append(e.buf, '"')
+		}
+		e.str("creation_path", w.CreationPath)
+		e.accessor("wrapped_accessor", w.WrappedAccessor)
+		e.close()
+	}
 	e.int("status_code", int64(r.StatusCode))
 	e.close()
 }

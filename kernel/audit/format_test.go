@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func formatOne(t *testing.T, cfg DeviceConfig, ev *Event) map[string]any {
@@ -288,5 +289,38 @@ func TestFormatHMACLongAndRepeated(t *testing.T) {
 	}
 	if !strings.Contains(string(b), `"auth":{"client_token":"`+tok+`","accessor":"`+acc+`"}`) {
 		t.Fatalf("auth: %s", b)
+	}
+}
+
+// TestWrapInfo: a wrapped response's entry carries wrap_info with the
+// token always HMAC'd and the accessors HMAC'd unless raw accessors.
+func TestWrapInfo(t *testing.T) {
+	ev := func() *Event {
+		r := sampleResponse(4)
+		r.Data, r.Auth, r.LeaseID = nil, nil, ""
+		r.WrapInfo = &WrapInfo{Token: "s.wrapping-token-0004", Accessor: "wrapping-accessor-0004", TTL: 5 * time.Minute,
+			CreationTime: time.Date(2026, 11, 24, 9, 30, 0, 5, time.UTC), CreationPath: "secret/data/app",
+			WrappedAccessor: "wrapped-accessor-0004"}
+		return &Event{Response: r}
+	}
+	m := formatOne(t, testDeviceConfig(), ev())
+	wi, _ := m["response"].(map[string]any)["wrap_info"].(map[string]any)
+	if wi == nil || wi["ttl"] != 300.0 || wi["creation_path"] != "secret/data/app" || wi["creation_time"] != "2026-11-24T09:30:00.000000005Z" {
+		t.Fatalf("wrap_info: %v", wi)
+	}
+	for _, k := range []string{"token", "accessor", "wrapped_accessor"} {
+		if v, _ := wi[k].(string); !strings.HasPrefix(v, "hmac-sha256:") {
+			t.Errorf("wrap_info.%s = %q, want an HMAC", k, v)
+		}
+	}
+	cfg := testDeviceConfig()
+	cfg.RawAccessors = true
+	wi = formatOne(t, cfg, ev())["response"].(map[string]any)["wrap_info"].(map[string]any)
+	if !strings.HasPrefix(wi["token"].(string), "hmac-sha256:") || wi["accessor"] != "wrapping-accessor-0004" || wi["wrapped_accessor"] != "wrapped-accessor-0004" {
+		t.Errorf("raw accessors: %v", wi)
+	}
+	// Without a wrapped response there is no wrap_info.
+	if _, ok := formatOne(t, testDeviceConfig(), &Event{Response: sampleResponse(5)})["response"].(map[string]any)["wrap_info"]; ok {
+		t.Error("wrap_info on an unwrapped response")
 	}
 }

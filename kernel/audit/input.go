@@ -99,8 +99,27 @@ type Response struct {
 	// LeaseID is written as response.secret.lease_id.
 	LeaseID  string
 	Redirect string
+	// WrapInfo describes the wrapping token when the response was wrapped
+	// (response.wrap_info); Data and Auth are then empty, as the client
+	// saw them.
+	WrapInfo *WrapInfo
 	// Error is the error returned to the client, if any.
 	Error string
+}
+
+// WrapInfo is a response-wrapping token as the client received it. Token
+// is always written as an HMAC (unless LogRaw); Accessor and
+// WrappedAccessor like every accessor.
+type WrapInfo struct {
+	Token    string
+	Accessor string
+	// TTL is written in seconds.
+	TTL          time.Duration
+	CreationTime time.Time
+	CreationPath string
+	// WrappedAccessor is the accessor of the token (or AppRole secret ID)
+	// inside the wrapped response, "" when there is none.
+	WrappedAccessor string
 }
 
 // Event is one entry handed to a device: a request or a response, and the

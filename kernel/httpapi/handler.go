@@ -180,17 +180,37 @@ func (e errUnsupportedMedia) Error() string {
 	return fmt.Sprintf("PATCH requires Content-Type of application/merge-patch+json, provided %s", e.got)
 }
 
-// envelope is Vault's success envelope.
-type envelope struct {
-	RequestID     string         `json:"request_id"`
-	LeaseID       string         `json:"lease_id"`
-	Renewable     bool           `json:"renewable"`
-	LeaseDuration int            `json:"lease_duration"`
-	Data          map[string]any `json:"data"`
-	WrapInfo      any            `json:"wrap_info"`
-	Warnings      []string       `json:"warnings"`
-	Auth          map[string]any `json:"auth"`
+// parseWrapTTL reads X-Vault-Wrap-TTL as Vault does: a number of seconds
+// or a duration ("5m"); "" or 0 means no wrapping. Below one second is
+// refused.
+func parseWrapTTL(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	var d time.Duration
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n > int64(maxWrapTTL/time.Second) {
+			return 0, errors.New("error parsing X-Vault-Wrap-TTL header: the duration is too long")
+		}
+		d = time.Duration(n) * time.Second
+	} else if d, err = time.ParseDuration(v); err != nil {
+		return 0, errors.New("error parsing X-Vault-Wrap-TTL header: not a number of seconds or a duration")
+	}
+	switch {
+	case d < 0:
+		return 0, errors.New("error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative")
+	case d > maxWrapTTL:
+		return 0, errors.New("error parsing X-Vault-Wrap-TTL header: the duration is too long")
+	case d > 0 && d < kernel.MinWrapTTL:
+		return 0, fmt.Errorf("error parsing X-Vault-Wrap-TTL header: the wrap TTL must be at least %s", kernel.MinWrapTTL)
+	}
+	return d, nil
 }
+
+// maxWrapTTL bounds the header so seconds cannot overflow a Duration; the
+// token store caps the wrapping token at the server's max TTL anyway.
+const maxWrapTTL = 100 * 365 * 24 * time.Hour
 
 func (s *server) handleLogical(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.EscapedPath(), "/v1/")
@@ -207,8 +227,9 @@ func (s *server) handleLogical(w http.ResponseWriter, r *http.Request) {
 		respondError(w, statusOf(err), err)
 		return
 	}
-	if r.Header.Get("X-Vault-Wrap-TTL") != "" {
-		respondError(w, http.StatusBadRequest, errors.New("response wrapping (X-Vault-Wrap-TTL) is not supported by this server yet"))
+	wrapTTL, err := parseWrapTTL(r.Header.Get("X-Vault-Wrap-TTL"))
+	if err != nil {
+		respondError(w, http.StatusBadRequest, err)
 		return
 	}
 
@@ -240,6 +261,7 @@ func (s *server) handleLogical(w http.ResponseWriter, r *http.Request) {
 			ID: uuid.NewString(), Operation: op, Path: path, Data: data, RemoteAddr: r.RemoteAddr,
 		},
 		ClientToken: clientToken(r),
+		WrapTTL:     wrapTTL,
 	}
 	resp, err := s.core.HandleRequest(r.Context(), req)
 	if err != nil {
@@ -255,6 +277,13 @@ func (s *server) handleLogical(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) respondLogical(w http.ResponseWriter, req *kernel.Request, op logical.Operation, resp *kernel.Response) {
+	if resp != nil && resp.Raw != nil {
+		// An unwrapped response: the stored envelope, byte for byte.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(resp.Raw)
+		return
+	}
 	if resp == nil || resp.Response == nil {
 		if op == logical.ReadOperation || op == logical.ListOperation {
 			respondError(w, http.StatusNotFound, nil)
@@ -279,15 +308,10 @@ func (s *server) respondLogical(w http.ResponseWriter, req *kernel.Request, op l
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	env := envelope{RequestID: req.ID, Data: resp.Data, Warnings: resp.Warnings, Auth: resp.TokenAuth}
-	if resp.Secret != nil {
-		env.LeaseID = resp.Secret.LeaseID
-		env.Renewable = resp.Secret.Renewable
-		env.LeaseDuration = int(resp.Secret.TTL / time.Second)
-	}
+	env := resp.Envelope(req.ID)
 	// Vault also copies the data of a few sys endpoints to the top level;
 	// older clients read it there.
-	if legacyTopLevel[req.Path] {
+	if legacyTopLevel[req.Path] && resp.WrapInfo == nil {
 		out := map[string]any{}
 		for k, v := range resp.Data {
 			out[k] = v

@@ -92,7 +92,13 @@ func TestStatusCodesAndErrorShapes(t *testing.T) {
 		{"unknown method", "TRACE", "/v1/sys/mounts", root, "", nil, 405, ""},
 		{"unsupported operation", "DELETE", "/v1/sys/plugins/catalog", root, "", nil, 405, "unsupported operation"},
 		{"unsupported path in sys", "GET", "/v1/sys/nonsense", root, "", nil, 404, "unsupported path"},
-		{"wrap ttl refused", "GET", "/v1/sys/mounts", root, "", []string{"X-Vault-Wrap-TTL", "60s"}, 400, "wrapping"},
+		{"wrap ttl wraps", "GET", "/v1/sys/mounts", root, "", []string{"X-Vault-Wrap-TTL", "60s"}, 200, ""},
+		{"wrap ttl garbage", "GET", "/v1/sys/mounts", root, "", []string{"X-Vault-Wrap-TTL", "soon"}, 400, "X-Vault-Wrap-TTL"},
+		{"wrap ttl negative", "GET", "/v1/sys/mounts", root, "", []string{"X-Vault-Wrap-TTL", "-5"}, 400, "negative"},
+		{"wrap ttl below 1s", "GET", "/v1/sys/mounts", root, "", []string{"X-Vault-Wrap-TTL", "500ms"}, 400, "at least 1s"},
+		{"wrap of nothing is 404", "GET", "/v1/sys/mounts/nothing-here", root, "", []string{"X-Vault-Wrap-TTL", "60"}, 404, ""},
+		{"unwrap of garbage", "POST", "/v1/sys/wrapping/unwrap", root, `{"token":"s.nope"}`, nil, 400, "wrapping token is not valid or does not exist"},
+		{"wrap without ttl", "POST", "/v1/sys/wrapping/wrap", root, `{"a":"b"}`, nil, 400, "endpoint requires response wrapping to be used"},
 		{"empty read is 404", "GET", "/v1/sys/mounts/nothing-here", root, "", nil, 404, ""},
 		{"empty list is 404", "LIST", "/v1/sys/plugins/catalog/auth", root, "", nil, 404, ""},
 		{"list via GET", "GET", "/v1/sys/plugins/catalog/secret?list=true", root, "", nil, 404, ""},
@@ -273,5 +279,44 @@ func TestAuthMethodsList(t *testing.T) {
 	}
 	if r := call(t, srv, "DELETE", "/v1/sys/auth/token", root, ""); r.status != 400 {
 		t.Fatalf("disable token: %d %s", r.status, r.raw)
+	}
+}
+
+// TestWrappedEnvelopeAndUnwrap: a wrapped response carries only wrap_info
+// (no data, no top-level copies); unwrapping with the wrapping token as
+// X-Vault-Token returns the original envelope, once.
+func TestWrappedEnvelopeAndUnwrap(t *testing.T) {
+	srv, _, root := newTestAPI(t, Options{})
+	r := call(t, srv, "GET", "/v1/sys/mounts", root, "", "X-Vault-Wrap-TTL", "5m")
+	if r.status != 200 || r.body["data"] != nil || r.body["auth"] != nil || r.body["sys/"] != nil {
+		t.Fatalf("wrapped envelope: %s", r.raw)
+	}
+	wi, _ := r.body["wrap_info"].(map[string]any)
+	tok, _ := wi["token"].(string)
+	if tok == "" || wi["accessor"] == "" || wi["ttl"] != 300.0 || wi["creation_path"] != "sys/mounts" || wi["creation_time"] == "" {
+		t.Fatalf("wrap_info: %s", r.raw)
+	}
+	if _, ok := wi["wrapped_accessor"]; ok {
+		t.Errorf("wrapped_accessor must be omitted when nothing is wrapped with an accessor: %s", r.raw)
+	}
+	u := call(t, srv, "POST", "/v1/sys/wrapping/unwrap", tok, "")
+	data, _ := u.body["data"].(map[string]any)
+	if u.status != 200 || data["sys/"] == nil || u.body["request_id"] == "" || u.body["wrap_info"] != nil {
+		t.Fatalf("unwrap: %d %s", u.status, u.raw)
+	}
+	again := call(t, srv, "POST", "/v1/sys/wrapping/unwrap", tok, "")
+	if again.status != 400 || !strings.Contains(again.raw, "wrapping token is not valid or does not exist") {
+		t.Fatalf("second unwrap: %d %s", again.status, again.raw)
+	}
+	// A wrapped token create reports the new token's accessor.
+	r = call(t, srv, "POST", "/v1/auth/token/create", root, `{"policies":["default"]}`, "X-Vault-Wrap-TTL", "60")
+	wi, _ = r.body["wrap_info"].(map[string]any)
+	if r.status != 200 || wi["wrapped_accessor"] == nil || wi["wrapped_accessor"] == "" || r.body["auth"] != nil {
+		t.Fatalf("wrapped token create: %s", r.raw)
+	}
+	u = call(t, srv, "POST", "/v1/sys/wrapping/unwrap", root, `{"token":"`+wi["token"].(string)+`"}`)
+	auth, _ := u.body["auth"].(map[string]any)
+	if u.status != 200 || auth == nil || auth["accessor"] != wi["wrapped_accessor"] || auth["client_token"] == "" {
+		t.Fatalf("unwrapped token create: %s", u.raw)
 	}
 }

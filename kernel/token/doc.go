@@ -39,6 +39,13 @@
 // crash mid-way leaves marked entries that fail every lookup and are finished
 // by the sweeper or by the background revoker that lookups feed.
 //
+// Spending the last use of a use-limited token (SpendUse) marks it the same
+// way; the kernel revokes it once the request that spent the use is done,
+// as Vault does, so that request still sees what is keyed by the token
+// (its cubbyhole: that is how a wrapping token is unwrapped). UseToken
+// spends and revokes at once. Revoked, the hook, is called for every token
+// a revocation deletes: the kernel drops the token's leases and cubbyhole.
+//
 // Create writes the indexes before the entry and then re-checks the parent:
 // either a concurrent tree revocation sees the new child in the parent index,
 // or Create sees the parent marked and revokes what it wrote.

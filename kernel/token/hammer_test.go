@@ -240,3 +240,60 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// TestHammerSpendLastUse: of concurrent spends of a token's last use,
+// exactly one gets it; the token then fails lookups but stays stored
+// (with its children) until the caller revokes it, and the revocation
+// reports it and its child to the Revoked hook.
+func TestHammerSpendLastUse(t *testing.T) {
+	f := newFixture(t)
+	var gone sync.Map
+	f.s.revoked = func(_ context.Context, h string) { gone.Store(h, true) }
+	ctx := context.Background()
+	for range 20 {
+		e := f.create(t, &Entry{NumUses: 1, Parent: f.root.HashedID})
+		child := f.create(t, &Entry{Parent: e.HashedID})
+		var wins atomic.Int64
+		var winner atomic.Pointer[Entry]
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, last, err := f.s.SpendUse(ctx, e)
+				if err != nil {
+					t.Error(err)
+				}
+				if got != nil {
+					if !last || got.NumUses != 0 || got.ID != e.ID {
+						t.Errorf("spent entry: last=%v uses=%d", last, got.NumUses)
+					}
+					wins.Add(1)
+					winner.Store(got)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d spends of the last use succeeded", wins.Load())
+		}
+		if f.valid(t, e) || f.valid(t, child) {
+			t.Fatal("a spent token (or its child) is still valid")
+		}
+		if ok, _ := f.s.ExistsHashed(ctx, e.HashedID); !ok {
+			t.Fatal("SpendUse revoked the token itself")
+		}
+		if err := f.s.Revoke(ctx, winner.Load()); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range []string{e.HashedID, child.HashedID} {
+			if ok, _ := f.s.ExistsHashed(ctx, h); ok {
+				t.Fatal("revoked token still stored")
+			}
+			if _, ok := gone.Load(h); !ok {
+				t.Fatal("revocation not reported to the hook")
+			}
+		}
+	}
+	checkStorageInvariants(t, f)
+}

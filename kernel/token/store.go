@@ -753,45 +753,58 @@ func applyAuthAnswer(e *Entry, a *logical.Auth) bool {
 // returns; the current request still proceeds with the returned entry.
 // Tokens with unlimited uses are returned as they are, without I/O.
 func (s *Store) UseToken(ctx context.Context, e *Entry) (*Entry, error) {
+	cur, last, err := s.SpendUse(ctx, e)
+	if err != nil || cur == nil {
+		return nil, err
+	}
+	if last {
+		if err := s.revokeTree(ctx, cur.HashedID); err != nil {
+			return nil, err
+		}
+	}
+	return cur, nil
+}
+
+// SpendUse spends one use of a use-limited token, like UseToken, but when
+// this use is the last one (last = true) it only marks the token for
+// revocation: from then on every lookup of it, or of a descendant, fails,
+// and no child can be created under it. The caller revokes it (Revoke)
+// once the request that spent the use is done: until then the token's
+// entry, and what the kernel keys by it (its cubbyhole, its leases), still
+// exist for that request, as in Vault, which revokes an exhausted token
+// after the request. Of concurrent calls for a token with one use left,
+// exactly one gets the entry.
+func (s *Store) SpendUse(ctx context.Context, e *Entry) (cur *Entry, last bool, err error) {
 	if e == nil {
-		return nil, nil
+		return nil, false, nil
 	}
 	if e.NumUses == 0 {
-		return e, nil
+		return e, false, nil
 	}
 	l := s.lockFor(e.HashedID)
 	l.Lock()
-	cur, err := s.get(ctx, e.HashedID)
+	defer l.Unlock()
+	cur, err = s.get(ctx, e.HashedID)
 	if err != nil {
-		l.Unlock()
-		return nil, err
+		return nil, false, err
 	}
 	if cur == nil || !cur.usableAt(s.clock()) {
-		l.Unlock()
-		return nil, nil
+		return nil, false, nil
 	}
 	cur.ID = e.ID
 	if cur.NumUses == 0 {
-		l.Unlock()
-		return cur, nil
+		return cur, false, nil
 	}
 	left := cur.NumUses - 1
 	cur.NumUses = left
 	if left == 0 {
 		cur.NumUses = revocationPending // later uses and lookups fail from here on
 	}
-	err = s.put(ctx, cur)
-	l.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	if left == 0 {
-		if err := s.revokeTree(ctx, cur.HashedID); err != nil {
-			return nil, err
-		}
+	if err := s.put(ctx, cur); err != nil {
+		return nil, false, err
 	}
 	cur.NumUses = left
-	return cur, nil
+	return cur, left == 0, nil
 }
 
 // accessors returns the accessors of all stored tokens, sorted.
