@@ -124,6 +124,8 @@ func commands() map[string]cli.CommandFactory {
 		"plugin info":       &pluginInfoCommand{},
 		"plugin list":       &pluginListCommand{},
 		"plugin reload":     &pluginReloadCommand{},
+
+		"plugin conformance": &pluginConformanceCommand{}, // plugin_conformance.go
 	}
 	factories := make(map[string]cli.CommandFactory, len(cmds))
 	for name, cmd := range cmds {
