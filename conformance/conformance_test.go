@@ -116,15 +116,7 @@ func reportText(rep *Report) string {
 
 // knownFailures are first-party plugins failing a check because of a bug
 // outside conformance/. They are asserted exactly, so that a fix shows.
-var knownFailures = map[string][]string{
-	// sdk/framework (backend.go, Backend.HandleRequest) validates a path's
-	// fields before it looks the operation up, so an operation the path
-	// does not declare answers 400 "missing required field" instead of 405
-	// when the path has a required field (Vault looks the operation up
-	// first). approle's role/NAME/custom-secret-id (secret_id required)
-	// shows it: a read answers 400.
-	"approle": {"core.unsupported-operation"},
-}
+var knownFailures = map[string][]string{}
 
 func requirePass(t *testing.T, rep *Report) {
 	t.Helper()

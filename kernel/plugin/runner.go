@@ -359,9 +359,11 @@ func (p *process) add(ctx context.Context, h *Handle) error {
 	p.viewsMu.Lock()
 	p.views[h.spec.ID] = h.spec.Storage
 	p.viewsMu.Unlock()
-	p.mounts[h.spec.ID] = h
 
+	// Registered after the process is live: a process started here sets
+	// up the mounts it already had, and this one once, below.
 	c, err := p.liveLocked(ctx)
+	p.mounts[h.spec.ID] = h
 	if err == nil {
 		err = h.setup(ctx, c)
 	}

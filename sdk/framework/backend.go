@@ -187,6 +187,12 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return &logical.Response{Data: map[string]any{"help": p.help()}}, nil
 	}
 
+	// An operation the path does not serve is 405, before its fields are
+	// validated (a missing required field must not hide it), as in Vault.
+	if !p.serves(req.Operation) {
+		return nil, logical.ErrUnsupportedOperation
+	}
+
 	fd, err := fieldData(p, req, captures)
 	if err != nil {
 		return nil, err
@@ -233,6 +239,19 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		resp.AddWarning(fmt.Sprintf("Endpoint ignored these unrecognized parameters: %v", unknown))
 	}
 	return resp, err
+}
+
+// serves reports whether some handler can answer op (create and update
+// stand in for each other, as in the dispatch below).
+func (p *Path) serves(op logical.Operation) bool {
+	if p.Operations[op] != nil {
+		return true
+	}
+	switch op {
+	case logical.CreateOperation, logical.UpdateOperation:
+		return p.Operations[logical.CreateOperation] != nil || p.Operations[logical.UpdateOperation] != nil
+	}
+	return false
 }
 
 func (p *Path) help() string {

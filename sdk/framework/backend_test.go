@@ -146,3 +146,28 @@ func TestRollbackRunsPeriodicFunc(t *testing.T) {
 		t.Fatalf("rollback with PeriodicFunc: %v (saw %v)", err, seen)
 	}
 }
+
+// TestUnsupportedOperationBeforeFieldValidation: an operation the path
+// does not serve is 405 even when a required field is missing.
+func TestUnsupportedOperationBeforeFieldValidation(t *testing.T) {
+	b := &Backend{Paths: []*Path{{
+		Pattern: "role/" + GenericNameRegex("name"),
+		Fields: map[string]*FieldSchema{
+			"name":  {Type: TypeString},
+			"count": {Type: TypeInt, Required: true},
+		},
+		Operations: map[logical.Operation]OperationFunc{
+			logical.UpdateOperation: func(context.Context, *logical.Request, *FieldData) (*logical.Response, error) {
+				return nil, nil
+			},
+		},
+	}}}
+	_, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "role/a"})
+	if !errors.Is(err, logical.ErrUnsupportedOperation) {
+		t.Fatalf("read of a write-only path: %v", err)
+	}
+	_, err = b.HandleRequest(context.Background(), &logical.Request{Operation: logical.CreateOperation, Path: "role/a"})
+	if errors.Is(err, logical.ErrUnsupportedOperation) || err == nil {
+		t.Fatalf("create without the required field: %v", err)
+	}
+}
