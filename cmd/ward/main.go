@@ -126,6 +126,7 @@ func commands() map[string]cli.CommandFactory {
 		"plugin reload":     &pluginReloadCommand{},
 
 		"plugin conformance": &pluginConformanceCommand{}, // plugin_conformance.go
+		"plugin new":         &pluginNewCommand{},         // plugin_new.go
 	}
 	factories := make(map[string]cli.CommandFactory, len(cmds))
 	for name, cmd := range cmds {
