@@ -1,0 +1,48 @@
+package raft
+
+import (
+	"context"
+	"io"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// Transport carries raft messages between the nodes of one cluster. The node
+// owns the Transport it is given: it calls Start once, then Send and
+// SendSnapshot from its raft goroutine, and Close when it closes.
+//
+// A Transport must never block the raft goroutine: Send only queues, in a
+// bounded queue per peer, so a slow or dead peer cannot delay heartbeats to
+// the others. Snapshots travel on their own path, so a large one does not
+// hold up ordinary messages behind it (no head-of-line blocking).
+type Transport interface {
+	// Start begins delivering messages addressed to this node to h.
+	Start(h Handler) error
+	// Send queues msgs for delivery and returns at once. A message that
+	// cannot be queued or delivered is dropped (raft retransmits) and its
+	// peer reported with Handler.ReportUnreachable.
+	Send(msgs []*pb.Message)
+	// SendSnapshot streams a snapshot to msg.To in the background: msg is the
+	// MsgSnap (its metadata), body the state stream. The transport closes
+	// body when done and reports the outcome with Handler.ReportSnapshot.
+	SendSnapshot(msg *pb.Message, body io.ReadCloser)
+	// Close stops every goroutine the transport started, closing the bodies
+	// of snapshots still in flight, and waits for them. Afterwards it never
+	// calls the Handler again.
+	Close() error
+}
+
+// Handler is what a Transport delivers to: the local node.
+type Handler interface {
+	// Step hands an inbound message to the node. It does not block; a node
+	// that is too busy drops the message (raft retransmits).
+	Step(ctx context.Context, m *pb.Message) error
+	// ReceiveSnapshot reads an inbound snapshot stream to its end, stores it
+	// and hands m to raft. An error means the snapshot was not accepted.
+	ReceiveSnapshot(ctx context.Context, m *pb.Message, body io.Reader) error
+	// ReportUnreachable tells raft a message to peer id was lost.
+	ReportUnreachable(id uint64)
+	// ReportSnapshot tells raft how sending a snapshot to peer id ended.
+	ReportSnapshot(id uint64, status raft.SnapshotStatus)
+}
