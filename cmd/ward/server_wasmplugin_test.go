@@ -103,7 +103,9 @@ func TestWasmPluginLifecycle(t *testing.T) {
 		t.Fatalf("absurd memory limit: %v", err)
 	}
 	_, err = root.Logical().Write("sys/mounts/kvw", map[string]any{"type": "kv-wasm", "options": map[string]any{"version": "2"},
-		"config": map[string]any{"wasm_memory_mb": 128, "wasm_timeout": "3s", "wasm_pool_size": 2}})
+		// The deadline includes waiting for an instance, and 64 clients queue
+		// behind one write at a time: generous, for slow shared machines.
+		"config": map[string]any{"wasm_memory_mb": 128, "wasm_timeout": "60s", "wasm_pool_size": 2}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +162,11 @@ func TestWasmPluginLifecycle(t *testing.T) {
 	t.Logf("%s: KV v2 and 64 clients", time.Since(t0))
 
 	// Tuning the limits swaps the instance pool; data stays.
-	if _, err := root.Logical().Write("sys/mounts/kvw/tune", map[string]any{"wasm_pool_size": 3, "wasm_timeout": "4s"}); err != nil {
+	if _, err := root.Logical().Write("sys/mounts/kvw/tune", map[string]any{"wasm_pool_size": 3, "wasm_timeout": "50s"}); err != nil {
 		t.Fatal(err)
 	}
 	tune, err := root.Logical().Read("sys/mounts/kvw/tune")
-	if err != nil || fmt.Sprint(tune.Data["wasm_pool_size"]) != "3" || fmt.Sprint(tune.Data["wasm_timeout"]) != "4" || fmt.Sprint(tune.Data["wasm_memory_mb"]) != "128" {
+	if err != nil || fmt.Sprint(tune.Data["wasm_pool_size"]) != "3" || fmt.Sprint(tune.Data["wasm_timeout"]) != "50" || fmt.Sprint(tune.Data["wasm_memory_mb"]) != "128" {
 		t.Fatalf("tune read: %v %v", tune, err)
 	}
 	_, err = root.Logical().Write("sys/mounts/kvw/tune", map[string]any{"wasm_memory_mb": 1})
