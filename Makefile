@@ -42,7 +42,7 @@ test: setup vet
 vet:
 	$(GO) vet ./...
 
-## bench: KV v2 and AppRole logins over HTTP (32 clients), plugin round trip (go-plugin and WASM), storage, barrier, tokens, policies, leases
+## bench: KV v2 and AppRole logins over HTTP (32 clients, with and without a file audit device), plugin round trip (go-plugin and WASM), storage, barrier, seal, tokens, policies, leases, audit, transit, raft
 bench: build
 	$(GO) test -run '^$$' -bench PluginRoundTrip -benchtime 20000x ./kernel/plugin/
 	$(GO) test -run '^$$' -bench . -benchtime 2s -benchmem ./kernel/barrier/ ./kernel/storage/pebble/ ./kernel/token/ ./kernel/policy/ ./plugins/secrets/kv/ ./plugins/auth/approle/ ./kernel/seal/
@@ -50,6 +50,8 @@ bench: build
 	$(GO) test -run '^$$' -bench 'Unseal' -benchtime 1x ./kernel/lease/
 	$(GO) test -run '^$$' -bench 'RoundTrip|KV|Instantiate' -benchtime 2s -benchmem ./wasm/
 	$(GO) test -run '^$$' -bench 'Compile|RestartFirstRequest' -benchtime 1x ./wasm/
+	$(GO) test -run '^$$' -bench . -benchtime 2s -benchmem ./kernel/audit/ ./plugins/secrets/transit/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./kernel/raft/
 	$(GO) run ./cmd/wardbench -ward ./$(BIN) -clients 32 -duration 10s
 
 ## proto: regenerate protobuf code (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
