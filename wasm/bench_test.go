@@ -2,9 +2,11 @@ package wasm
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 
 	"github.com/wardproject/ward/plugins/secrets/kv"
+	"github.com/wardproject/ward/plugins/secrets/transit"
 	"github.com/wardproject/ward/sdk/logical"
 	sdkplugin "github.com/wardproject/ward/sdk/plugin"
 )
@@ -98,32 +101,84 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 }
 
-// kvTarget serves KV requests for a mount, whatever the transport.
-type kvTarget func(ctx context.Context, req *logical.Request) (*logical.Response, error)
+// benchTarget serves one mount's requests, whatever the transport.
+type benchTarget struct {
+	do func(ctx context.Context, req *logical.Request) (*logical.Response, error)
+	// pid is the plugin process of a go-plugin target: its CPU time counts.
+	pid int
+}
 
-func kvInProcess(b *testing.B, st logical.Storage) kvTarget {
-	be, err := kv.Factory(context.Background(), &logical.BackendConfig{StorageView: st,
-		Config: map[string]string{"version": "2"}, MountPoint: "secret/", MountType: "kv"})
+// cpu is the CPU time spent so far by this process and the plugin's.
+func (t benchTarget) cpu() time.Duration {
+	c := processCPU()
+	if t.pid != 0 {
+		c += pidCPU(t.pid)
+	}
+	return c
+}
+
+// pidCPU reads another process's user+system time (clock ticks of 10 ms).
+func pidCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+2:]
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	sy, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+sy) * 10 * time.Millisecond
+}
+
+type pluginSpec struct {
+	name    string
+	factory logical.Factory
+	config  map[string]string
+}
+
+var (
+	kvSpec      = pluginSpec{name: "kv", factory: kv.Factory, config: map[string]string{"version": "2"}}
+	transitSpec = pluginSpec{name: "transit", factory: transit.Factory}
+)
+
+func inProcessTarget(b *testing.B, p pluginSpec, st logical.Storage) benchTarget {
+	be, err := p.factory(context.Background(), &logical.BackendConfig{StorageView: st,
+		Config: p.config, MountPoint: p.name + "/", MountType: p.name})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return func(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	return benchTarget{do: func(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 		req.Storage = st
 		return be.HandleRequest(ctx, req)
-	}
+	}}
 }
 
-func kvWASM(b *testing.B, st logical.Storage) kvTarget {
-	m := mountOn(b, testEngine, "kv", MountConfig{ID: "kv", Path: "secret/", PluginName: "kv",
-		Config: map[string]string{"version": "2"}, Storage: st})
+// wasmTarget mounts the plugin's module with the default limits (a pool of
+// GOMAXPROCS instances), filled before measuring.
+func wasmTarget(b *testing.B, p pluginSpec, st logical.Storage) benchTarget {
+	m := wasmMount(b, p, st)
+	return benchTarget{do: m.HandleRequest}
+}
+
+func wasmMount(b *testing.B, p pluginSpec, st logical.Storage) *Mount {
+	m := mountOn(b, testEngine, p.name, MountConfig{ID: p.name, Path: p.name + "/", PluginName: p.name,
+		Config: p.config, Storage: st})
 	warmPool(b, m)
-	return m.HandleRequest
+	return m
 }
 
 // warmPool fills the pool so instance creation is not measured.
 func warmPool(b *testing.B, m *Mount) {
 	for range m.cfg.Limits.PoolSize - m.Stats().Instances {
-		m.slots <- struct{}{}
+		if !m.token() {
+			b.Fatal("no token")
+		}
 		inst, err := m.newInstance(context.Background())
 		if err != nil {
 			b.Fatal(err)
@@ -132,15 +187,15 @@ func warmPool(b *testing.B, m *Mount) {
 	}
 }
 
-// kvGoPlugin runs KV in a child process over the go-plugin transport (this
-// test binary re-executed with WARD_WASM_TEST_PLUGIN=kv).
-func kvGoPlugin(b *testing.B, st logical.Storage) kvTarget {
+// goPluginTarget runs the plugin in a child process over the go-plugin
+// transport (this test binary re-executed with WARD_WASM_TEST_PLUGIN).
+func goPluginTarget(b *testing.B, p pluginSpec, st logical.Storage) benchTarget {
 	exe, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = []string{"WARD_WASM_TEST_PLUGIN=kv"}
+	cmd.Env = []string{"WARD_WASM_TEST_PLUGIN=" + p.name}
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig: sdkplugin.Handshake, VersionedPlugins: sdkplugin.HostPlugins(), Cmd: cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC}, AutoMTLS: true, SkipHostEnv: true,
@@ -148,74 +203,132 @@ func kvGoPlugin(b *testing.B, st logical.Storage) kvTarget {
 	})
 	b.Cleanup(client.Kill)
 	ctx := context.Background()
-	cl, err := sdkplugin.Connect(ctx, client, func(id string) (logical.Storage, bool) { return st, id == "kv" })
+	cl, err := sdkplugin.Connect(ctx, client, func(id string) (logical.Storage, bool) { return st, id == p.name })
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(cl.Close)
-	if _, err := cl.Setup(ctx, sdkplugin.MountConfig{ID: "kv", MountPoint: "secret/", MountType: "kv",
-		Config: map[string]string{"version": "2"}}); err != nil {
+	if _, err := cl.Setup(ctx, sdkplugin.MountConfig{ID: p.name, MountPoint: p.name + "/", MountType: p.name,
+		Config: p.config}); err != nil {
 		b.Fatal(err)
 	}
-	return func(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-		return cl.HandleRequest(ctx, "kv", req)
-	}
+	return benchTarget{pid: cmd.Process.Pid, do: func(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+		return cl.HandleRequest(ctx, p.name, req)
+	}}
 }
 
-// BenchmarkKV reads and writes KV v2 secrets in process, over go-plugin
-// and over WASM (default pool), serially and from 8 goroutines per CPU.
+// transports are the three ways to serve a plugin, in process for reference.
+var transports = []struct {
+	name string
+	mk   func(*testing.B, pluginSpec, logical.Storage) benchTarget
+}{{"in-process", inProcessTarget}, {"go-plugin", goPluginTarget}, {"wasm", wasmTarget}}
+
+// measure runs op from clients goroutines (serially for 1) and reports
+// CPU time per op, plugin process included, and ops/s.
+func measure(b *testing.B, t benchTarget, clients int, op func(i int) error) {
+	b.ReportAllocs()
+	var n atomic.Int64
+	b.ResetTimer() // setup (a compile, instances) is not measured
+	start := t.cpu()
+	if clients == 1 {
+		for b.Loop() {
+			if err := op(int(n.Add(1))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		b.SetParallelism((clients + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := op(int(n.Add(1))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.ReportMetric(float64(t.cpu()-start)/float64(b.N)/1e3, "cpu-µs/op")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// BenchmarkKV reads and writes KV v2 secrets (64 keys) in process, over
+// go-plugin and over WASM (default pool: GOMAXPROCS instances; KV declares
+// concurrent writes), from one client and from 16. cpu-µs/op includes the
+// go-plugin child process.
 func BenchmarkKV(b *testing.B) {
 	data := map[string]any{"data": map[string]any{"user": "app", "password": "0123456789abcdef"}}
-	for _, tr := range []struct {
-		name string
-		mk   func(*testing.B, logical.Storage) kvTarget
-	}{{"in-process", kvInProcess}, {"go-plugin", kvGoPlugin}, {"wasm", kvWASM}} {
+	for _, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
 			ctx := context.Background()
 			st := logical.NewInmemStorage()
-			do := tr.mk(b, st)
+			t := tr.mk(b, kvSpec, st)
 			for i := range 64 {
-				if _, err := do(ctx, &logical.Request{Operation: logical.UpdateOperation, Path: fmt.Sprintf("data/bench/%d", i), Data: data}); err != nil {
+				if _, err := t.do(ctx, &logical.Request{Operation: logical.UpdateOperation, Path: fmt.Sprintf("data/bench/%d", i), Data: data}); err != nil {
 					b.Fatal(err)
 				}
 			}
 			for _, op := range []logical.Operation{logical.ReadOperation, logical.UpdateOperation} {
-				b.Run(string(op)+"/serial", func(b *testing.B) {
-					b.ReportAllocs()
-					cpu := startCPU()
-					i := 0
-					for b.Loop() {
-						i++
-						r := &logical.Request{Operation: op, Path: "data/bench/" + strconv.Itoa(i%64)}
-						if op == logical.UpdateOperation {
-							r.Data = data
-						}
-						if _, err := do(ctx, r); err != nil {
-							b.Fatal(err)
-						}
+				for _, clients := range []int{1, 16} {
+					name := string(op) + "/serial"
+					if clients > 1 {
+						name = string(op) + "/parallel"
 					}
-					cpu.report(b)
-				})
-				b.Run(string(op)+"/parallel", func(b *testing.B) {
-					b.ReportAllocs()
-					b.SetParallelism(8)
-					var n atomic.Int64
-					cpu := startCPU()
-					b.RunParallel(func(pb *testing.PB) {
-						for pb.Next() {
-							r := &logical.Request{Operation: op, Path: "data/bench/" + strconv.Itoa(int(n.Add(1)%64))}
+					b.Run(name, func(b *testing.B) {
+						measure(b, t, clients, func(i int) error {
+							r := &logical.Request{Operation: op, Path: "data/bench/" + strconv.Itoa(i%64)}
 							if op == logical.UpdateOperation {
 								r.Data = data
 							}
-							if _, err := do(ctx, r); err != nil {
-								b.Error(err)
-								return
-							}
-						}
+							_, err := t.do(ctx, r)
+							return err
+						})
 					})
-					cpu.report(b)
-				})
+				}
 			}
+		})
+	}
+}
+
+// BenchmarkTransitEncrypt encrypts 1 KiB with an aes256-gcm96 key from 32
+// clients, in process, over go-plugin and over WASM (default pool;
+// transit declares concurrent writes: encrypt is an update). "wasm-serial"
+// is WASM with the host's former default, one write request at a time per
+// mount. Report: ns/op, ops/s, cpu-µs/op (go-plugin child included).
+func BenchmarkTransitEncrypt(b *testing.B) {
+	pt := make([]byte, 1024)
+	for i := range pt {
+		pt[i] = byte(i * 7)
+	}
+	data := map[string]any{"plaintext": base64.StdEncoding.EncodeToString(pt)}
+	serialWASM := func(b *testing.B, p pluginSpec, st logical.Storage) benchTarget {
+		m := wasmMount(b, p, st)
+		m.concurrentWrites = false
+		return benchTarget{do: m.HandleRequest}
+	}
+	trs := append(transports[:len(transports):len(transports)], struct {
+		name string
+		mk   func(*testing.B, pluginSpec, logical.Storage) benchTarget
+	}{"wasm-serial", serialWASM})
+	for _, tr := range trs {
+		b.Run(tr.name, func(b *testing.B) {
+			ctx := context.Background()
+			t := tr.mk(b, transitSpec, logical.NewInmemStorage())
+			if _, err := t.do(ctx, &logical.Request{Operation: logical.UpdateOperation, Path: "keys/bench"}); err != nil {
+				b.Fatal(err)
+			}
+			for range 8 { // every instance caches the key
+				if _, err := t.do(ctx, &logical.Request{Operation: logical.UpdateOperation, Path: "encrypt/bench", Data: data}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(1024)
+			measure(b, t, 32, func(int) error {
+				resp, err := t.do(ctx, &logical.Request{Operation: logical.UpdateOperation, Path: "encrypt/bench", Data: data})
+				if err == nil && resp == nil {
+					err = fmt.Errorf("no ciphertext")
+				}
+				return err
+			})
 		})
 	}
 }

@@ -293,6 +293,7 @@ var wardSignatures = map[string][2][]api.ValueType{
 	abi.ImportHTTP:    {sigI32I32, sigI64},
 	abi.ImportTake:    {sigI32I32, sigI32},
 	abi.ImportLog:     {sigI32I32I32, nil},
+	abi.ImportLock:    {sigI32I32I32, sigI64},
 }
 
 func sameTypes(a, b []api.ValueType) bool {

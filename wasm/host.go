@@ -66,6 +66,7 @@ func buildWardModule(rt wazero.Runtime) wazero.HostModuleBuilder {
 	fn(abi.ImportHTTP, hostHTTP)
 	fn(abi.ImportTake, hostTake)
 	fn(abi.ImportLog, hostLog)
+	fn(abi.ImportLock, hostLock)
 	return b
 }
 

@@ -196,6 +196,7 @@ func wasiClass(name string) string {
 var wardImports = map[string]bool{
 	abi.ImportInput: true, abi.ImportOutput: true, abi.ImportStorage: true,
 	abi.ImportHTTP: true, abi.ImportTake: true, abi.ImportLog: true,
+	abi.ImportLock: true,
 }
 
 // checkSurface applies the registration rules to a module's imports and

@@ -47,9 +47,20 @@ type instance struct {
 
 	stdout, stderr lineLogger
 
-	// Protected by Mount.mu.
-	inval    []string
-	invalAll bool
+	// invalSeq is the position in the mount's invalidation log (Mount.inval)
+	// up to which the instance has been told. Protected by Mount.mu.
+	invalSeq uint64
+
+	// held lists the keyed locks the current call holds (locks.go); only
+	// the goroutine running the call touches it.
+	held []heldLock
+
+	// slot is the instance's place in the pool (pool.go) and id its
+	// number in the mount (never reused), fixed at creation.
+	slot int
+	id   uint64
+	// minor is the ABI minor the module declared (its marker's result).
+	minor int32
 }
 
 type instanceKey struct{}
@@ -127,6 +138,7 @@ func (m *Mount) instantiate(ctx context.Context) (*instance, error) {
 	inst.mod = mod
 	inst.mem = mod.Memory()
 	inst.call = mod.ExportedFunction(abi.Call)
+	defer m.locks.releaseAll(inst) // in case _initialize or the marker took one
 	if init := mod.ExportedFunction(abi.Initialize); init != nil {
 		if _, err := init.Call(ctx); err != nil {
 			return nil, m.failed(ctx, inst, "initialize", err)
@@ -140,6 +152,7 @@ func (m *Mount) instantiate(ctx context.Context) (*instance, error) {
 		return nil, compileError(ErrABIVersion, "%v: the module needs Ward WASM ABI v%d.%d; this server speaks v%d.%d",
 			ErrABIVersion, abi.Major, minor, abi.Major, abi.Minor)
 	}
+	inst.minor = int32(res[0])
 	ok = true
 	return inst, nil
 }
@@ -172,6 +185,7 @@ func (inst *instance) run(ctx context.Context, op abi.Op, input []byte, needOutp
 	}
 	inst.stack[0], inst.stack[1] = uint64(op), uint64(len(input))
 	err := inst.call.CallWithStack(ctx, inst.stack[:])
+	inst.m.locks.releaseAll(inst) // locks never outlive their call
 	inst.in = nil
 	inst.stdout.flush()
 	inst.stderr.flush()
@@ -256,7 +270,7 @@ func (m *Mount) failed(ctx context.Context, inst *instance, during string, err e
 	switch {
 	case errors.As(err, &exit):
 		reason = fmt.Sprintf("exited with code %d", exit.ExitCode())
-	case errors.Is(err, errABI):
+	case errors.Is(err, errABI), errors.Is(err, errLockBehind):
 		reason = err.Error()
 	default:
 		reason = "trapped: " + firstLine(err.Error())

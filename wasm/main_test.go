@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wardproject/ward/plugins/secrets/kv"
+	"github.com/wardproject/ward/plugins/secrets/transit"
 	"github.com/wardproject/ward/sdk/logical"
 	sdkplugin "github.com/wardproject/ward/sdk/plugin"
 )
@@ -31,6 +32,7 @@ var guests = map[string]string{
 	"sockimport":    "./testdata/guests/sockimport",
 	"unknownimport": "./testdata/guests/unknownimport",
 	"kv":            "../plugins/secrets/kv/cmd/kv-wasm",
+	"transit":       "../plugins/secrets/transit/cmd/transit-wasm", // benchmarks only
 }
 
 var (
@@ -43,9 +45,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("WARD_WASM_TEST_PLUGIN") == "kv" {
+	switch os.Getenv("WARD_WASM_TEST_PLUGIN") {
+	case "kv":
 		// Re-executed by the go-plugin benchmarks: serve KV as a subprocess plugin.
 		sdkplugin.Serve(sdkplugin.ServeOpts{Name: "kv", Type: logical.TypeSecret, Version: "bench", Factory: kv.Factory})
+		os.Exit(0)
+	case "transit":
+		sdkplugin.Serve(sdkplugin.ServeOpts{Name: "transit", Type: logical.TypeSecret, Version: "bench", Factory: transit.Factory})
 		os.Exit(0)
 	}
 	os.Exit(runTests(m))

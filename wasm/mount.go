@@ -2,7 +2,6 @@ package wasm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -19,11 +18,13 @@ import (
 // HandleExistenceCheck, SpecialPaths, Schema, InvalidateKey, Close); it is
 // safe for concurrent use.
 //
-// Each instance serves one call at a time. Callers beyond PoolSize wait in
-// arrival order. Write requests run one at a time per mount unless
-// Limits.ConcurrentWrites is set; whatever one instance writes is
-// invalidated in every other instance (delivered before its next call),
-// so caches inside instances stay as exact as in one process.
+// Each instance serves one call at a time. Callers beyond PoolSize wait
+// (pool.go: in arrival order, with a bounded preference for the instance
+// that served the same object). Write requests run one at a time per mount
+// unless the module declares concurrent writes (or Limits.ConcurrentWrites
+// is set); whatever one instance writes is invalidated in every other
+// instance (delivered before its next call, and when it takes a keyed
+// lock), so caches inside instances stay as exact as in one process.
 type Mount struct {
 	e   *Engine
 	mod *Module
@@ -34,21 +35,36 @@ type Mount struct {
 
 	http *httpGate
 
-	// slots holds a token per call in flight (capacity PoolSize); blocked
-	// senders are served in arrival order.
-	slots chan struct{}
-	// writes is the mount's write token (capacity 1).
+	// writes is the mount's write token (capacity 1), taken by write
+	// requests unless concurrentWrites.
 	writes chan struct{}
+	// concurrentWrites: write requests run in parallel, because the limits
+	// say so or because the module declared (Info) that it serialises its
+	// read-modify-write cycles with the mount's keyed locks. Set before
+	// Mount returns, read-only after.
+	concurrentWrites bool
+	// locks are the mount's keyed locks (ImportLock, locks.go).
+	locks lockTable
+	// stop is closed when Close stops calls still running: lock waits end.
+	stop chan struct{}
 
 	wg sync.WaitGroup // background instance creation
 
-	mu     sync.Mutex // protects the fields below
-	idle   []*instance
-	all    map[*instance]struct{} // live instances, idle or busy or starting
-	closed bool
-	ready  bool // the first instance was set up: replacements may be warmed
-	setup  *abi.SetupResult
-	info   *abi.Info
+	mu   sync.Mutex // protects the fields below
+	idle []*instance
+	all  map[*instance]struct{} // live instances, idle or busy or starting
+	// inval is the invalidation log (a ring; see wrote), invalNext the
+	// sequence number of its next entry.
+	inval     []invalEntry
+	invalNext uint64
+	lastID    uint64        // the last instance id given (ids start at 1)
+	inUse     int           // tokens taken (pool.go): calls and creations in progress
+	waiters   []*waiter     // callers waiting for a token, in arrival order
+	drained   chan struct{} // closed when the mount is closed and inUse is 0
+	closed    bool
+	ready     bool // the first instance was set up: replacements may be warmed
+	setup     *abi.SetupResult
+	info      *abi.Info
 }
 
 // Mount sets a module up for one mount: it creates the first instance
@@ -60,10 +76,12 @@ func (e *Engine) Mount(ctx context.Context, mod *Module, cfg MountConfig) (*Moun
 	if err != nil {
 		return nil, err
 	}
-	m.slots <- struct{}{}
+	m.token()
 	inst, err := m.newInstance(ctx)
 	if err != nil {
-		<-m.slots
+		m.mu.Lock()
+		m.returnTokenLocked()
+		m.mu.Unlock()
 		m.Close(ctx)
 		return nil, stripHealthy(err)
 	}
@@ -76,6 +94,7 @@ func (e *Engine) Mount(ctx context.Context, mod *Module, cfg MountConfig) (*Moun
 	m.mu.Lock()
 	m.info, m.ready = info, true
 	m.mu.Unlock()
+	m.concurrentWrites = cfg.Limits.ConcurrentWrites || info.ConcurrentWrites
 	m.release(inst, nil)
 	return m, nil
 }
@@ -100,8 +119,8 @@ func (e *Engine) newMount(ctx context.Context, mod *Module, cfg MountConfig) (*M
 		e: e, mod: mod, cfg: cfg, rc: rc, cm: cm,
 		log:    lg.With("mount", cfg.Path, "plugin", cfg.PluginName),
 		http:   newHTTPGate(cfg.HTTP),
-		slots:  make(chan struct{}, cfg.Limits.PoolSize),
 		writes: make(chan struct{}, 1),
+		stop:   make(chan struct{}),
 		all:    map[*instance]struct{}{},
 	}, nil
 }
@@ -128,8 +147,6 @@ func (e *Engine) Describe(ctx context.Context, mod *Module) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	m.slots <- struct{}{}
-	defer func() { <-m.slots }()
 	inst, err := m.instantiate(ctx)
 	if err != nil {
 		return Info{}, stripHealthy(err)
@@ -139,7 +156,7 @@ func (e *Engine) Describe(ctx context.Context, mod *Module) (Info, error) {
 	if err != nil {
 		return Info{}, stripHealthy(err)
 	}
-	return Info{Name: i.Name, Version: i.Version, SDKVersion: i.SDKVersion, Type: i.Type, Capabilities: i.Capabilities}, nil
+	return infoOf(i), nil
 }
 
 // Info is what the module says about itself.
@@ -147,14 +164,21 @@ type Info struct {
 	Name, Version, SDKVersion string
 	Type                      logical.BackendType
 	Capabilities              []string
+	// ConcurrentWrites: the module serialises its writes with the mount's
+	// keyed locks, so its write requests run in parallel (ABI minor 1).
+	ConcurrentWrites bool
+}
+
+func infoOf(i *abi.Info) Info {
+	return Info{Name: i.Name, Version: i.Version, SDKVersion: i.SDKVersion, Type: i.Type,
+		Capabilities: i.Capabilities, ConcurrentWrites: i.ConcurrentWrites}
 }
 
 // Info returns the module's self-description (read at mount).
 func (m *Mount) Info() Info {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	i := m.info
-	return Info{Name: i.Name, Version: i.Version, SDKVersion: i.SDKVersion, Type: i.Type, Capabilities: i.Capabilities}
+	return infoOf(m.info)
 }
 
 // Type is the backend type the plugin's setup reported.
@@ -186,13 +210,30 @@ func (m *Mount) setSetup(sr *abi.SetupResult) {
 	}
 }
 
-// register adds a starting instance to the mount.
+// register adds a starting instance to the mount, in the lowest slot
+// (pool.go) no live instance has.
 func (m *Mount) register(inst *instance) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return ErrClosed
 	}
+	var used uint64
+	for o := range m.all {
+		if o.slot < 64 {
+			used |= 1 << o.slot
+		}
+	}
+	inst.slot = len(m.all) % m.cfg.Limits.PoolSize
+	for i := range min(m.cfg.Limits.PoolSize, 64) {
+		if used&(1<<i) == 0 {
+			inst.slot = i
+			break
+		}
+	}
+	inst.invalSeq = m.invalNext // it caches nothing yet
+	m.lastID++
+	inst.id = m.lastID
 	m.all[inst] = struct{}{}
 	return nil
 }
@@ -207,59 +248,51 @@ func (m *Mount) retire(inst *instance) {
 	}
 }
 
-// replenish starts creating an instance in the background when none is
-// idle (after one was discarded), so the next request does not pay for
-// instantiation. It gives up quietly if every slot is taken: those
-// callers will find or create instances themselves.
-func (m *Mount) replenish() {
-	m.mu.Lock()
-	need := m.ready && !m.closed && len(m.idle) == 0
-	m.mu.Unlock()
-	if !need {
-		return
-	}
-	select {
-	case m.slots <- struct{}{}:
-	default:
-		return
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		inst, err := m.newInstance(context.Background())
-		if err != nil {
-			<-m.slots
-			m.log.Warn("wasm: could not create a replacement instance", "error", err)
-			return
-		}
-		m.release(inst, nil)
-	}()
+// The invalidation log. Every key an instance writes (and every key the
+// kernel invalidates) is appended to the mount's log with its writer; an
+// instance is told the keys logged since it was last told, but its own,
+// before each call and at each keyed-lock grant. The log is a ring of
+// invalLogSize keys, so recording a write costs the same whatever the
+// pool's size; an instance that fell further behind than the ring holds
+// is replaced when idle (a fresh instance has nothing cached), or has its
+// call stopped at its next lock grant (rare: that many writes during one
+// call).
+const invalLogSize = 16384
+
+type invalEntry struct {
+	key    string
+	writer uint64 // the writer's id (not a pointer: the log must not keep a retired instance's memory alive); 0 for the kernel
 }
 
-// wrote queues an invalidation of key for every instance but the writer.
+// wrote logs a write of key by writer (nil: a change behind the mount).
 func (m *Mount) wrote(writer *instance, key string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for inst := range m.all {
-		if inst != writer {
-			inst.queueInvalidation(key)
-		}
+	if m.inval == nil {
+		m.inval = make([]invalEntry, invalLogSize)
 	}
+	e := invalEntry{key: key}
+	if writer != nil {
+		e.writer = writer.id
+	}
+	m.inval[m.invalNext%invalLogSize] = e
+	m.invalNext++
 }
 
-// maxQueuedInvalidations bounds an idle instance's queue; past it the
-// instance is replaced instead (a fresh one has nothing cached).
-const maxQueuedInvalidations = 1024
-
-func (inst *instance) queueInvalidation(key string) {
-	if inst.invalAll {
-		return
+// invalidationsLocked returns the keys inst has not been told of yet, or
+// all if it fell behind the log, and marks them told.
+func (m *Mount) invalidationsLocked(inst *instance) (keys []string, all bool) {
+	from := inst.invalSeq
+	inst.invalSeq = m.invalNext
+	if m.invalNext-from > invalLogSize {
+		return nil, true
 	}
-	if len(inst.inval) >= maxQueuedInvalidations {
-		inst.inval, inst.invalAll = nil, true
-		return
+	for seq := from; seq < m.invalNext; seq++ {
+		if e := m.inval[seq%invalLogSize]; e.writer != inst.id {
+			keys = append(keys, e.key)
+		}
 	}
-	inst.inval = append(inst.inval, key)
+	return keys, false
 }
 
 // InvalidateKey tells the mount's instances that a storage key changed
@@ -267,100 +300,6 @@ func (inst *instance) queueInvalidation(key string) {
 // before its next call.
 func (m *Mount) InvalidateKey(_ context.Context, key string) {
 	m.wrote(nil, key)
-}
-
-// acquire takes a slot (waiting in arrival order) and an instance, with
-// every invalidation queued for it delivered.
-func (m *Mount) acquire(ctx context.Context) (*instance, error) {
-	select {
-	case m.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, m.waitErr(ctx)
-	}
-	for {
-		m.mu.Lock()
-		if m.closed {
-			m.mu.Unlock()
-			<-m.slots
-			return nil, ErrClosed
-		}
-		var inst *instance
-		if n := len(m.idle); n > 0 {
-			inst, m.idle = m.idle[n-1], m.idle[:n-1]
-		}
-		m.mu.Unlock()
-		if inst == nil {
-			var err error
-			if inst, err = m.newInstance(ctx); err != nil {
-				<-m.slots
-				err = stripHealthy(err)
-				var ke *kindError
-				if !errors.As(err, &ke) && !errors.Is(err, ErrClosed) {
-					// The plugin refused to set up a new instance: to the
-					// client the mount is unavailable, not its request bad.
-					err = &kindError{sentinel: ErrModuleFailed, code: logical.CodeUnavailable,
-						msg: fmt.Sprintf("%v: a new instance failed to set up: %v", ErrModuleFailed, err)}
-				}
-				return nil, err
-			}
-		}
-		// Deliver what other instances (or the kernel) changed since this
-		// one last ran, including during its setup.
-		m.mu.Lock()
-		keys, all := inst.inval, inst.invalAll
-		inst.inval, inst.invalAll = nil, false
-		m.mu.Unlock()
-		if all {
-			m.retire(inst) // a fresh instance has nothing to invalidate
-			continue
-		}
-		if len(keys) > 0 {
-			ictx := context.WithValue(ctx, instanceKey{}, inst)
-			if _, err := inst.run(ictx, abi.OpInvalidate, abi.AppendInvalidateKeys(nil, m.cfg.ID, keys), false); err != nil {
-				m.retire(inst)
-				if ctx.Err() != nil {
-					<-m.slots
-					return nil, stripHealthy(err)
-				}
-				continue
-			}
-		}
-		return inst, nil
-	}
-}
-
-func (m *Mount) waitErr(ctx context.Context) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &kindError{sentinel: ErrDeadline, code: logical.CodeUnavailable, cause: context.DeadlineExceeded,
-			msg: fmt.Sprintf("%v while waiting for a free instance (%d busy)", ErrDeadline, cap(m.slots))}
-	}
-	return ctx.Err()
-}
-
-// release returns an instance after a call: to the idle list if it is
-// healthy and not too big, closed (and replaced) otherwise.
-func (m *Mount) release(inst *instance, callErr error) {
-	if cap(inst.out) > 64<<10 {
-		inst.out = nil // do not keep a large answer's buffer per instance
-	}
-	if cap(inst.pending) > 64<<10 {
-		inst.pending = nil
-	}
-	keep := isHealthy(callErr) && uint64(inst.mem.Size()) <= uint64(m.cfg.Limits.MemoryPages)*65536*3/4
-	if keep {
-		m.mu.Lock()
-		if !m.closed {
-			m.idle = append(m.idle, inst)
-			m.mu.Unlock()
-			<-m.slots
-			return
-		}
-		m.mu.Unlock()
-		m.cleanupInstance(inst)
-	}
-	m.retire(inst)
-	<-m.slots
-	m.replenish()
 }
 
 // cleanupInstance runs the plugin's Cleanup in an instance being closed.
@@ -382,6 +321,17 @@ func (m *Mount) Close(ctx context.Context) {
 	m.closed = true
 	idle := m.idle
 	m.idle = nil
+	for _, w := range m.waiters {
+		w.served, w.err = true, ErrClosed
+		close(w.ready)
+	}
+	m.waiters = nil
+	drained := make(chan struct{})
+	if m.inUse == 0 {
+		close(drained)
+	} else {
+		m.drained = drained
+	}
 	m.mu.Unlock()
 	for _, inst := range idle {
 		m.cleanupInstance(inst)
@@ -389,21 +339,15 @@ func (m *Mount) Close(ctx context.Context) {
 	}
 	done := make(chan struct{})
 	go func() {
+		<-drained // busy calls and instance creations returned their tokens
 		m.wg.Wait()
-		// Wait for busy calls: take every slot.
-		for range cap(m.slots) {
-			m.slots <- struct{}{}
-		}
-		// Hand the slots back: later callers see the mount closed.
-		for range cap(m.slots) {
-			<-m.slots
-		}
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		// Stop what is still running: closing a module ends its call.
+		close(m.stop) // and lock waits
 		m.mu.Lock()
 		var busy []*instance
 		for inst := range m.all {
@@ -453,7 +397,7 @@ func (m *Mount) exchange(ctx context.Context, req *logical.Request, existence bo
 	if len(*buf) > m.cfg.Limits.MaxMessageBytes {
 		return nil, logical.InvalidRequest("request too large for the plugin")
 	}
-	if !existence && isWrite(req.Operation) && !m.cfg.Limits.ConcurrentWrites {
+	if !existence && isWrite(req.Operation) && !m.concurrentWrites {
 		select {
 		case m.writes <- struct{}{}:
 			defer func() { <-m.writes }()
@@ -461,9 +405,12 @@ func (m *Mount) exchange(ctx context.Context, req *logical.Request, existence bo
 			return nil, m.waitErr(ctx)
 		}
 	}
-	inst, err := m.acquire(ctx)
+	inst, inval, err := m.acquire(ctx, affinityOf(req.Path), m.cfg.Limits.MaxMessageBytes-len(*buf))
 	if err != nil {
 		return nil, err
+	}
+	if len(inval) > 0 {
+		*buf = abi.AppendInvalidatedKeys(*buf, inval)
 	}
 	out, err := inst.run(context.WithValue(ctx, instanceKey{}, inst), abi.OpRequest, *buf, true)
 	var rep *abi.Reply

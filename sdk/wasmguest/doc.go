@@ -41,6 +41,13 @@ type ServeOpts struct {
 	Factory logical.Factory
 	// Capabilities declares conformance profiles (for example "kv").
 	Capabilities []string
+	// ConcurrentWrites declares that the plugin's write requests may run
+	// on several instances of a mount at once: every read-modify-write
+	// cycle it runs holds a sdk/keylock lock of what it reads, and anything
+	// it caches across requests is dropped by its InvalidateKey. Without
+	// it the host runs one write request at a time per mount. A WASM
+	// build only: a plugin process is one instance.
+	ConcurrentWrites bool
 }
 
 // SDKVersion is the release of this SDK; modules report it in Info.

@@ -4,6 +4,7 @@ package wasmguest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -11,6 +12,7 @@ import (
 	"time"
 	_ "unsafe" // go:linkname
 
+	"github.com/wardproject/ward/sdk/internal/hostlock"
 	"github.com/wardproject/ward/sdk/logical"
 	"github.com/wardproject/ward/sdk/wasmguest/abi"
 	"github.com/wardproject/ward/sdk/wasmguest/internal/hostcall"
@@ -52,12 +54,13 @@ func wardCall(op int32, inLen int32) int32 {
 		return int32(abi.StatusNotSetUp)
 	}
 	defer hostcall.Release()
+	heldLocks = 0 // the host released the previous call's
 	in := hostcall.Input(inLen)
 	var st abi.Status
 	switch abi.Op(op) {
 	case abi.OpInfo:
 		outBuf = abi.AppendInfo(outBuf[:0], &abi.Info{Name: opts.Name, Type: opts.Type, Version: opts.Version,
-			SDKVersion: SDKVersion, Capabilities: opts.Capabilities})
+			SDKVersion: SDKVersion, Capabilities: opts.Capabilities, ConcurrentWrites: opts.ConcurrentWrites})
 	case abi.OpSetup:
 		st = setup(in)
 	case abi.OpRequest:
@@ -111,6 +114,10 @@ func setup(in []byte) abi.Status {
 			backend.Cleanup(ctx)
 		}
 		backend = b
+		for _, k := range undelivered {
+			b.InvalidateKey(ctx, k)
+		}
+		undelivered = nil
 		res.SpecialPaths = b.SpecialPaths()
 		if res.SpecialPaths == nil {
 			res.SpecialPaths = &logical.Paths{}
@@ -131,6 +138,7 @@ func request(in []byte) abi.Status {
 	if err != nil {
 		reply.Err = err
 	} else {
+		invalidateKeys(args.InvalidatedKeys)
 		reply = serve(args)
 	}
 	outBuf, err = abi.AppendReply(outBuf[:0], &reply)
@@ -177,18 +185,24 @@ func invalidate(in []byte) (st abi.Status) {
 	if err != nil {
 		return abi.StatusBadMessage
 	}
-	if backend != nil {
-		defer func() {
-			var err error
-			recoverAs(&err, "invalidate")
-		}()
-		ctx := context.Background()
-		for _, k := range keys {
-			backend.InvalidateKey(ctx, k)
-		}
-	}
+	invalidateKeys(keys)
 	outBuf = outBuf[:0]
 	return abi.StatusOK
+}
+
+// invalidateKeys passes keys changed behind the instance to the backend.
+func invalidateKeys(keys []string) {
+	if backend == nil || len(keys) == 0 {
+		return
+	}
+	defer func() {
+		var err error
+		recoverAs(&err, "invalidate")
+	}()
+	ctx := context.Background()
+	for _, k := range keys {
+		backend.InvalidateKey(ctx, k)
+	}
 }
 
 func cleanup() abi.Status {
@@ -299,3 +313,100 @@ func (l logger) Debug(msg string, args ...any) { l.log(abi.LogDebug, msg, args) 
 func (l logger) Info(msg string, args ...any)  { l.log(abi.LogInfo, msg, args) }
 func (l logger) Warn(msg string, args ...any)  { l.log(abi.LogWarn, msg, args) }
 func (l logger) Error(msg string, args ...any) { l.log(abi.LogError, msg, args) }
+
+func init() { hostlock.Host = hostLocks{} }
+
+// heldLocks counts the host locks the current call holds (reset at each
+// call: the host releases a call's locks when it ends).
+var heldLocks int
+
+// hostLocks gives sdk/keylock the mount's keyed locks (ImportLock).
+type hostLocks struct{}
+
+// hostLockKey names key's lock in the host, within the host's bound
+// (abi.MaxLockKey): short keys as themselves, longer ones by their SHA-256
+// digest; a one-byte tag keeps the two kinds of names apart.
+func hostLockKey(key string) string {
+	if len(key) < abi.MaxLockKey {
+		return "k" + key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "h" + string(sum[:])
+}
+
+func (hostLocks) Lock(key string, shared bool) {
+	key = hostLockKey(key)
+	op := abi.LockExclusive
+	if shared {
+		op = abi.LockShared
+	}
+	if heldLocks == 0 {
+		// Holding nothing, this instance cannot be part of a wait cycle:
+		// wait in the host (which stops the call at its deadline).
+		inv, st := hostcall.Lock(op, key)
+		if st != abi.StatusOK {
+			panic(lockError(st))
+		}
+		heldLocks++
+		deliverInvalidations(inv)
+		return
+	}
+	// Holding another lock, a blocked host call would also stop this
+	// instance's other goroutines, one of which may be what the holder of
+	// key waits for: poll instead, letting them run in between.
+	for d := 20 * time.Microsecond; ; d = min(2*d, time.Millisecond) {
+		inv, st := hostcall.Lock(op|abi.LockTry, key)
+		switch st {
+		case abi.StatusOK:
+			heldLocks++
+			deliverInvalidations(inv)
+			return
+		case abi.StatusBusy:
+			time.Sleep(d)
+		default:
+			panic(lockError(st))
+		}
+	}
+}
+
+func (hostLocks) Unlock(key string) {
+	key = hostLockKey(key)
+	if _, st := hostcall.Lock(abi.LockRelease, key); st != abi.StatusOK {
+		panic(lockError(st))
+	}
+	heldLocks--
+}
+
+func lockError(st abi.Status) error {
+	switch st {
+	case abi.StatusHeld:
+		return errors.New("keylock: a key locked twice by one request, or unlocked without being locked")
+	case abi.StatusLimit:
+		return errors.New("keylock: too many keys locked at once, or too many host calls")
+	}
+	return fmt.Errorf("keylock: the host refused the lock (status %d)", st)
+}
+
+// deliverInvalidations tells the backend what other instances changed,
+// as the invalidate op does between calls.
+// During setup (no backend yet) they wait for the new backend.
+func deliverInvalidations(msg []byte) {
+	if len(msg) == 0 {
+		return
+	}
+	_, keys, err := abi.DecodeInvalidateKeys(msg)
+	if err != nil {
+		panic(errors.New("keylock: malformed invalidations from the host"))
+	}
+	if backend == nil {
+		undelivered = append(undelivered, keys...)
+		return
+	}
+	ctx := context.Background()
+	for _, k := range keys {
+		backend.InvalidateKey(ctx, k)
+	}
+}
+
+// undelivered holds invalidations handed over during setup.
+var undelivered []string

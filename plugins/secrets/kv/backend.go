@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/wardproject/ward/sdk/framework"
+	"github.com/wardproject/ward/sdk/keylock"
 	"github.com/wardproject/ward/sdk/logical"
 )
 
@@ -29,7 +29,9 @@ type backend struct {
 	logger  logical.Logger
 	now     func() time.Time // injectable clock; tests make it exact
 
-	locks keyLocks
+	// locks serialise read-modify-write cycles on one key: in this
+	// process, and across a WASM mount's instances (sdk/keylock).
+	locks keylock.Set
 	cache metaCache // v2 only; see cache.go
 }
 
@@ -92,30 +94,12 @@ func (b *backend) warn(msg string, args ...any) {
 	}
 }
 
-// keyLocks serialises read-modify-write cycles on one key within this
-// process. Keys hash onto a fixed set of stripes, so two keys may share a
-// lock; no key ever has two.
-type keyLocks struct {
-	stripes [lockStripes]sync.RWMutex
-}
+// lockStripes is the number of in-process lock stripes (keylock's); the
+// metadata cache has one shard per stripe.
+const lockStripes = keylock.Stripes
 
-const lockStripes = 256
-
-// forKey returns the lock of key's stripe.
-func (l *keyLocks) forKey(key string) *sync.RWMutex {
-	return &l.stripes[stripeOf(key)]
-}
-
-// stripeOf maps a key to its stripe (FNV-1a hash). The metadata cache
-// shards by the same function, so a key's lock and its cache shard match.
-func stripeOf(key string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h ^= uint32(key[i])
-		h *= 16777619
-	}
-	return h % lockStripes
-}
+// stripeOf maps a key to its lock stripe, which is also its cache shard.
+func stripeOf(key string) int { return keylock.StripeOf(key) }
 
 // invalidate is the v2 framework.Backend.Invalidate: the host calls it
 // (through InvalidateKey) after a storage key of this mount changed behind

@@ -59,6 +59,17 @@
 // one key at the same instant can both pick the same next version. The
 // striped lock makes this impossible within one process.
 //
+// # WASM instances
+//
+// Built as a WASM module (cmd/kv-wasm), a mount runs several instances of
+// the engine, each with its own memory. The locks are sdk/keylock locks,
+// which there also take the mount's lock of the key from the host, and
+// taking one first hands the instance every invalidation other instances
+// caused: a read-modify-write of a key therefore excludes every other
+// instance's and starts from exact metadata, as within one process. The
+// module declares so (ServeOpts.ConcurrentWrites), and the host runs its
+// writes in parallel across instances.
+//
 // # Metadata cache
 //
 // A KV v2 read would take two storage callbacks to the host (meta/<path>,

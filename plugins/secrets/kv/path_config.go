@@ -88,10 +88,10 @@ func (b *backend) configWrite(ctx context.Context, req *logical.Request, d *fram
 		return nil, err
 	}
 	// The config is one record, so concurrent writers race last-wins as in
-	// Vault; the lock only orders writers within this process.
-	lock := b.locks.forKey(configKey)
-	lock.Lock()
-	defer lock.Unlock()
+	// Vault; the lock only orders writers within this process (or WASM
+	// mount).
+	b.locks.Lock(configKey)
+	defer b.locks.Unlock(configKey)
 	c, err := b.readConfig(ctx, s)
 	if err != nil {
 		return nil, err

@@ -87,9 +87,8 @@ func (b *backend) dataRead(ctx context.Context, req *logical.Request, d *framewo
 	if err != nil {
 		return nil, err
 	}
-	lock := b.locks.forKey(key)
-	lock.RLock()
-	defer lock.RUnlock()
+	b.locks.RLock(key)
+	defer b.locks.RUnlock(key)
 
 	meta, err := b.readMeta(ctx, s, key)
 	if err != nil || meta == nil {
@@ -180,9 +179,8 @@ func (b *backend) dataWrite(ctx context.Context, req *logical.Request, d *framew
 		return nil, err
 	}
 
-	lock := b.locks.forKey(key)
-	lock.Lock()
-	defer lock.Unlock()
+	b.locks.Lock(key)
+	defer b.locks.Unlock(key)
 
 	meta, err := b.readMeta(ctx, s, key)
 	if err != nil {
@@ -216,9 +214,8 @@ func (b *backend) dataPatch(ctx context.Context, req *logical.Request, d *framew
 		return nil, err
 	}
 
-	lock := b.locks.forKey(key)
-	lock.Lock()
-	defer lock.Unlock()
+	b.locks.Lock(key)
+	defer b.locks.Unlock(key)
 
 	meta, err := b.readMeta(ctx, s, key)
 	if err != nil {
@@ -284,7 +281,7 @@ func (b *backend) addVersionLocked(ctx context.Context, s logical.Storage, req *
 
 	// Without batches: the version first, so metadata never refers to a
 	// missing record.
-	if err := putJSON(ctx, s, versionKey(key, n), rec); err != nil {
+	if err := putRecord(ctx, s, versionKey(key, n), marshalVersion, rec); err != nil {
 		return nil, err
 	}
 	meta.CurrentVersion = n
@@ -336,9 +333,8 @@ func (b *backend) dataDelete(ctx context.Context, req *logical.Request, _ *frame
 	if err != nil {
 		return nil, err
 	}
-	lock := b.locks.forKey(key)
-	lock.Lock()
-	defer lock.Unlock()
+	b.locks.Lock(key)
+	defer b.locks.Unlock(key)
 
 	meta, err := b.readMeta(ctx, s, key)
 	if err != nil || meta == nil {

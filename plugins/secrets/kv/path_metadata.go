@@ -66,9 +66,8 @@ func (b *backend) metadataRead(ctx context.Context, req *logical.Request, _ *fra
 	if err != nil {
 		return nil, err
 	}
-	lock := b.locks.forKey(key)
-	lock.RLock()
-	defer lock.RUnlock()
+	b.locks.RLock(key)
+	defer b.locks.RUnlock(key)
 
 	meta, err := b.readMeta(ctx, s, key)
 	if err != nil || meta == nil {
@@ -250,9 +249,8 @@ func (b *backend) metadataUpdate(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 
-	lock := b.locks.forKey(key)
-	lock.Lock()
-	defer lock.Unlock()
+	b.locks.Lock(key)
+	defer b.locks.Unlock(key)
 
 	meta, err := b.readMeta(ctx, s, key)
 	if err != nil {
@@ -289,9 +287,8 @@ func (b *backend) metadataDelete(ctx context.Context, req *logical.Request, _ *f
 	if err != nil {
 		return nil, err
 	}
-	lock := b.locks.forKey(key)
-	lock.Lock()
-	defer lock.Unlock()
+	b.locks.Lock(key)
+	defer b.locks.Unlock(key)
 
 	meta, err := b.readMeta(ctx, s, key)
 	if err != nil {

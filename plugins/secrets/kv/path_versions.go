@@ -51,9 +51,8 @@ func (b *backend) versionOp(ctx context.Context, req *logical.Request, d *framew
 	if err != nil {
 		return nil, err
 	}
-	lock := b.locks.forKey(key)
-	lock.Lock()
-	defer lock.Unlock()
+	b.locks.Lock(key)
+	defer b.locks.Unlock(key)
 
 	meta, err := b.readMeta(ctx, s, key)
 	if err != nil || meta == nil {

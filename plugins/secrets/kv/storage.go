@@ -1,7 +1,6 @@
 package kv
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardproject/ward/sdk/jsonvalue"
 	"github.com/wardproject/ward/sdk/logical"
 )
 
@@ -131,6 +131,18 @@ func putJSON(ctx context.Context, s logical.Storage, key string, v any) error {
 	return nil
 }
 
+// putRecord stores v encoded by marshal (codec.go), as putJSON does.
+func putRecord[T any](ctx context.Context, s logical.Storage, key string, marshal func(T) ([]byte, error), v T) error {
+	b, err := marshal(v)
+	if err != nil {
+		return fmt.Errorf("kv: encode record: %w", errCorruptRecord)
+	}
+	if err := s.Put(ctx, &logical.StorageEntry{Key: key, Value: b}); err != nil {
+		return fmt.Errorf("kv: storage put: %w", err)
+	}
+	return nil
+}
+
 func deleteKey(ctx context.Context, s logical.Storage, key string) error {
 	if err := s.Delete(ctx, key); err != nil {
 		return fmt.Errorf("kv: storage delete: %w", err)
@@ -138,12 +150,15 @@ func deleteKey(ctx context.Context, s logical.Storage, key string) error {
 	return nil
 }
 
-// decodeObject decodes a stored JSON object keeping numbers exact.
+// decodeObject decodes a stored JSON object keeping numbers exact, as
+// encoding/json's Decoder with UseNumber does (sdk/jsonvalue, without
+// reflection).
 func decodeObject(raw []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
+	if len(raw) == 0 {
+		return nil, errCorruptRecord // a Decoder finds no value
+	}
+	m, err := jsonvalue.DecodeObject(raw)
+	if err != nil {
 		return nil, errCorruptRecord
 	}
 	if m == nil {
@@ -152,9 +167,10 @@ func decodeObject(raw []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// encodeObject encodes request data for storage.
+// encodeObject encodes request data for storage, as json.Marshal does
+// (sdk/jsonvalue, without reflection).
 func encodeObject(m map[string]any) ([]byte, error) {
-	b, err := json.Marshal(m)
+	b, err := jsonvalue.Append(nil, m, true)
 	if err != nil {
 		// The encoder's message names a type or value; keep it out.
 		return nil, logical.InvalidRequest("data is not representable as JSON")
@@ -204,10 +220,16 @@ func (b *backend) readMeta(ctx context.Context, s logical.Storage, key string) (
 
 // decodeMeta reads the metadata of key from storage, nil when absent.
 func decodeMeta(ctx context.Context, s logical.Storage, key string) (*keyMetadata, error) {
+	e, err := s.Get(ctx, metaKey(key))
+	if err != nil {
+		return nil, fmt.Errorf("kv: storage get: %w", err)
+	}
+	if e == nil {
+		return nil, nil
+	}
 	var m keyMetadata
-	ok, err := getJSON(ctx, s, metaKey(key), &m)
-	if err != nil || !ok {
-		return nil, err
+	if err := unmarshalMeta(e.Value, &m); err != nil {
+		return nil, errCorruptRecord
 	}
 	if m.Versions == nil {
 		m.Versions = map[int]*versionMetadata{}
@@ -219,7 +241,7 @@ func decodeMeta(ctx context.Context, s logical.Storage, key string) (*keyMetadat
 // may keep changing m afterwards: the cache takes a copy.
 func (b *backend) writeMeta(ctx context.Context, s logical.Storage, key string, m *keyMetadata) error {
 	token := b.cache.token(key)
-	if err := putJSON(ctx, s, metaKey(key), m); err != nil {
+	if err := putRecord(ctx, s, metaKey(key), marshalMeta, m); err != nil {
 		b.cache.remove(key) // the put may have landed
 		return err
 	}
@@ -232,16 +254,16 @@ func (b *backend) writeMeta(ctx context.Context, s logical.Storage, key string, 
 // lock. The cache follows the same rules as writeMeta.
 func (b *backend) commitVersion(ctx context.Context, bs logical.BatchStorage, key string, n int,
 	rec versionRecord, meta *keyMetadata, pruned []int) error {
-	ve, err := logical.StorageEntryJSON(versionKey(key, n), rec)
+	ve, err := marshalVersion(rec)
 	if err != nil {
 		return fmt.Errorf("kv: encode record: %w", errCorruptRecord)
 	}
-	me, err := logical.StorageEntryJSON(metaKey(key), meta)
+	me, err := marshalMeta(meta)
 	if err != nil {
 		return fmt.Errorf("kv: encode record: %w", errCorruptRecord)
 	}
 	ops := make([]logical.StorageOp, 0, 2+len(pruned))
-	ops = append(ops, logical.StorageOp{Key: ve.Key, Value: ve.Value}, logical.StorageOp{Key: me.Key, Value: me.Value})
+	ops = append(ops, logical.StorageOp{Key: versionKey(key, n), Value: ve}, logical.StorageOp{Key: metaKey(key), Value: me})
 	for _, p := range pruned {
 		ops = append(ops, logical.StorageOp{Key: versionKey(key, p), Delete: true})
 	}
@@ -263,12 +285,14 @@ func (b *backend) deleteMeta(ctx context.Context, s logical.Storage, key string)
 
 // readVersionData returns version n's data, or nil if its record is absent.
 func readVersionData(ctx context.Context, s logical.Storage, key string, n int) (map[string]any, error) {
-	var rec versionRecord
-	ok, err := getJSON(ctx, s, versionKey(key, n), &rec)
-	if err != nil || !ok {
-		return nil, err
+	e, err := s.Get(ctx, versionKey(key, n))
+	if err != nil {
+		return nil, fmt.Errorf("kv: storage get: %w", err)
 	}
-	return decodeObject(rec.Data)
+	if e == nil {
+		return nil, nil
+	}
+	return readVersionObject(e.Value)
 }
 
 // storedVersions lists the version numbers that have a record under

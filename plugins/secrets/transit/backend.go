@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wardproject/ward/sdk/framework"
+	"github.com/wardproject/ward/sdk/keylock"
 	"github.com/wardproject/ward/sdk/logical"
 )
 
@@ -26,7 +27,9 @@ type backend struct {
 	logger logical.Logger
 	now    func() time.Time // injectable clock; tests make it exact
 
-	locks keyLocks // serialise writers of one key name
+	// locks serialise the writers of one key name: in this process, and
+	// across a WASM mount's instances (sdk/keylock).
+	locks keylock.Set
 	cache keyCache // parsed keyrings; see cache.go
 }
 
@@ -194,18 +197,17 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 // auto_rotate_period has passed since its newest version was created, it
 // rotates the key first. The host's periodic call rotates due keys too
 // (periodic); rotating on use as well means no output is ever made with a
-// key past its period, whatever the call's timing. Only write operations
-// call it, so in WASM (one write at a time per mount) two instances never
-// rotate at once.
+// key past its period, whatever the call's timing. The name's lock, which
+// in WASM is the mount's, and the re-read under it mean two instances
+// never rotate one key twice.
 func (b *backend) usableKey(ctx context.Context, s logical.Storage, kr *keyring) (*keyring, error) {
 	now := b.clock()
 	if !kr.rotationDue(now) {
 		return kr, nil
 	}
 	name := kr.rec.Name
-	l := b.locks.forName(name)
-	l.Lock()
-	defer l.Unlock()
+	b.locks.Lock(name)
+	defer b.locks.Unlock(name)
 	cur, err := b.getKey(ctx, s, name)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,10 @@
 package transit
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/wardproject/ward/sdk/keylock"
+)
 
 // keyCache holds the parsed keyring of named keys, so that a request on a
 // cached key makes no storage call and parses nothing: encrypting is
@@ -136,23 +140,9 @@ func (sh *cacheShard) insertLocked(name string, kr *keyring) {
 	sh.entries[name] = kr
 }
 
-// keyLocks serialises the writers of one name within this process. Names
-// hash onto a fixed set of stripes, so two names may share a lock; no
-// name ever has two.
-type keyLocks struct {
-	stripes [lockStripes]sync.Mutex
-}
+// lockStripes is the number of in-process lock stripes (sdk/keylock's);
+// the cache has one shard per stripe.
+const lockStripes = keylock.Stripes
 
-const lockStripes = 256
-
-func (l *keyLocks) forName(name string) *sync.Mutex { return &l.stripes[stripeOf(name)] }
-
-// stripeOf maps a name to its stripe (FNV-1a); the cache shards by it too.
-func stripeOf(name string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(name); i++ {
-		h ^= uint32(name[i])
-		h *= 16777619
-	}
-	return h % lockStripes
-}
+// stripeOf maps a name to its lock stripe, which is also its cache shard.
+func stripeOf(name string) int { return keylock.StripeOf(name) }

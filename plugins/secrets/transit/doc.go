@@ -48,16 +48,19 @@
 //
 // # Concurrency across WASM instances
 //
-// The per-name mutex only orders writers inside one process (or one WASM
-// instance). The WASM host runs one mutating request at a time per mount by
-// default, which keeps key management correct across instances: encrypt is
-// an update, so it is serialised too. With the host's ConcurrentWrites
-// limit, the data path (encrypt, decrypt, rewrap, sign, verify, hmac,
-// datakey) is still correct, but two instances creating, rotating or
-// reconfiguring one key at the same moment can lose one of the writes
-// (storage offers no compare-and-swap), and a lost new version takes the
-// ciphertexts made with it along; upserts and automatic rotation happen on
-// the data path. Do not enable ConcurrentWrites for transit mounts.
+// A WASM mount runs several instances of the engine, each with its own
+// memory and cache. The per-name locks are sdk/keylock locks, which there
+// also take the mount's lock of the name from the host; taking one first
+// hands the instance every invalidation other instances caused, so the
+// writer re-reads a key another instance changed. Creating, rotating
+// (also automatically, on use or periodically), reconfiguring, trimming,
+// restoring or deleting a key is therefore serialised across instances
+// exactly as within one process, and no version can be lost. The data
+// path takes no lock: an encryption on another instance that still holds
+// the previous snapshot is ordered before the change, and the instance
+// learns of it before its next request. The module declares this
+// (ServeOpts.ConcurrentWrites) and the host runs its updates, encrypt
+// included, on every instance in parallel.
 //
 // # Cryptographic choices
 //

@@ -251,9 +251,8 @@ func (b *backend) restoreWrite(ctx context.Context, req *logical.Request, d *fra
 			}
 		}
 	}
-	l := b.locks.forName(name)
-	l.Lock()
-	defer l.Unlock()
+	b.locks.Lock(name)
+	defer b.locks.Unlock(name)
 	cur, err := b.getKey(ctx, s, name)
 	if err != nil {
 		return nil, err

@@ -138,9 +138,8 @@ func (b *backend) createKey(ctx context.Context, s logical.Storage, p createPara
 	if err != nil {
 		return nil, false, internalErr("transit: %v", err)
 	}
-	l := b.locks.forName(p.name)
-	l.Lock()
-	defer l.Unlock()
+	b.locks.Lock(p.name)
+	defer b.locks.Unlock(p.name)
 	if kr, err := b.getKey(ctx, s, p.name); err != nil || kr != nil {
 		return kr, false, err // created meanwhile
 	}
@@ -304,9 +303,8 @@ func (b *backend) keysDelete(ctx context.Context, req *logical.Request, d *frame
 		return nil, err
 	}
 	name := d.Get("name").(string)
-	l := b.locks.forName(name)
-	l.Lock()
-	defer l.Unlock()
+	b.locks.Lock(name)
+	defer b.locks.Unlock(name)
 	kr, err := b.getKey(ctx, s, name)
 	if err != nil {
 		return nil, err
@@ -353,9 +351,8 @@ func (b *backend) pathKeysConfig() *framework.Path {
 // nothing. A missing key fails with notFound.
 func (b *backend) mutateKey(ctx context.Context, s logical.Storage, name string, notFound error,
 	fn func(kr *keyring, rec *policyRecord) (*policyRecord, error)) (*keyring, error) {
-	l := b.locks.forName(name)
-	l.Lock()
-	defer l.Unlock()
+	b.locks.Lock(name)
+	defer b.locks.Unlock(name)
 	kr, err := b.getKey(ctx, s, name)
 	if err != nil {
 		return nil, err

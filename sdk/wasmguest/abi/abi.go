@@ -17,7 +17,7 @@ package abi
 // minor); hosts refuse majors they do not know. Minors only add.
 const (
 	Major = 1
-	Minor = 0
+	Minor = 1
 )
 
 // Export names.
@@ -43,6 +43,26 @@ const (
 	ImportHTTP    = "http"    // (ptr i32, len i32) -> i64 result length or negative status
 	ImportTake    = "take"    // (ptr i32, len i32) -> i32 status
 	ImportLog     = "log"     // (level i32, ptr i32, len i32)
+	// ImportLock (minor 1) takes or releases the mount's lock of a key:
+	// (op i32, ptr i32, len i32) -> i64, the length of the
+	// InvalidateKeysArgs to take (0: none) or a negative status.
+	ImportLock = "lock"
+)
+
+// Lock operations of ImportLock; LockTry may be or-ed into LockExclusive
+// and LockShared to fail with StatusBusy instead of waiting.
+const (
+	LockExclusive int32 = 1
+	LockShared    int32 = 2
+	LockRelease   int32 = 3
+	LockTry       int32 = 0x100
+)
+
+// MaxLockKey bounds a lock key; MaxHeldLocks bounds the keys one call
+// holds at once.
+const (
+	MaxLockKey   = 4096
+	MaxHeldLocks = 64
 )
 
 // Op selects what ward_call does. Each op reads one message and answers
@@ -80,6 +100,11 @@ const (
 	StatusNothingToTake Status = 8
 	// StatusDenied: the host function is not granted to this mount.
 	StatusDenied Status = 9
+	// StatusBusy: a LockTry found the key held by another instance.
+	StatusBusy Status = 10
+	// StatusHeld: the call already holds the key (taking it again would
+	// deadlock), or releases a key it does not hold.
+	StatusHeld Status = 11
 )
 
 // Log levels of ImportLog.

@@ -1,7 +1,6 @@
 package abi
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"time"
@@ -15,34 +14,6 @@ import (
 // without HTML escaping, numbers kept as json.Number, durations in whole
 // seconds, times in UTC), so a backend sees the same values over either
 // transport.
-
-// decodeJSONMap decodes a JSON object keeping numbers exact (json.Number).
-func decodeJSONMap(b []byte) (map[string]any, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-// encodeJSON encodes without HTML escaping (see sdk/plugin).
-func encodeJSON(v any) ([]byte, error) {
-	if v == nil {
-		return nil, nil
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
 
 func seconds(d time.Duration) int64 { return int64(d / time.Second) }
 
@@ -269,6 +240,9 @@ type RequestArgs struct {
 	Request        *logical.Request
 	Deadline       int64 // unix nanoseconds, 0 for none
 	ExistenceCheck bool
+	// InvalidatedKeys (minor 1) are storage keys to invalidate before
+	// serving; see AppendInvalidatedKeys.
+	InvalidatedKeys []string
 }
 
 // AppendRequestArgs appends the HandleRequestArgs encoding of a to b.
@@ -276,22 +250,18 @@ type RequestArgs struct {
 func AppendRequestArgs(b []byte, a *RequestArgs) ([]byte, error) {
 	b = putString(b, 1, a.MountID)
 	if r := a.Request; r != nil {
-		var data []byte
-		if r.Data != nil {
-			var err error
-			if data, err = encodeJSON(r.Data); err != nil {
-				return nil, err
-			}
-		}
 		sj, aj, err := internalJSON(r.Secret, r.Auth)
 		if err != nil {
 			return nil, err
 		}
+		var dataErr error
 		b = putMessage(b, 2, func(b []byte) []byte {
 			b = putString(b, 1, r.ID)
 			b = putString(b, 2, string(r.Operation))
 			b = putString(b, 3, r.Path)
-			b = putBytes(b, 4, data)
+			if r.Data != nil {
+				b, dataErr = putJSON(b, 4, r.Data)
+			}
 			b = putString(b, 5, r.MountPoint)
 			b = putString(b, 6, r.MountType)
 			b = putString(b, 7, r.MountAccessor)
@@ -301,11 +271,20 @@ func AppendRequestArgs(b []byte, a *RequestArgs) ([]byte, error) {
 			b = putAuth(b, 11, r.Auth, aj)
 			return putSecret(b, 12, r.Secret, sj)
 		})
+		if dataErr != nil {
+			return nil, dataErr
+		}
 	}
 	b = putInt64(b, 3, a.Deadline)
 	b = putBool(b, 4, a.ExistenceCheck)
-	return b, nil
+	return putStrings(b, 5, a.InvalidatedKeys), nil
 }
+
+// AppendInvalidatedKeys adds keys to an encoded HandleRequestArgs (a
+// repeated field may come last, after the rest): for a host that learns
+// them after encoding the request. Only for modules of minor 1 or later:
+// earlier ones skip the field.
+func AppendInvalidatedKeys(b []byte, keys []string) []byte { return putStrings(b, 5, keys) }
 
 // DecodeRequestArgs reads a HandleRequestArgs message. Errors are
 // *logical.Error values with CodeInvalidRequest, as the go-plugin transport
@@ -375,6 +354,8 @@ func DecodeRequestArgs(b []byte) (*RequestArgs, error) {
 			r.int64(&out.Deadline)
 		case 4:
 			r.bool(&out.ExistenceCheck)
+		case 5:
+			r.appendStr(&out.InvalidatedKeys)
 		default:
 			r.skip()
 		}
@@ -402,24 +383,23 @@ type Reply struct {
 // AppendReply appends the HandleRequestReply encoding of r to b.
 func AppendReply(b []byte, r *Reply) ([]byte, error) {
 	if resp := r.Response; resp != nil {
-		data, err := encodeJSON(resp.Data)
-		if err != nil {
-			return nil, err
-		}
-		if resp.Data == nil {
-			data = nil // a nil map reads back as nil either way
-		}
 		sj, aj, err := internalJSON(resp.Secret, resp.Auth)
 		if err != nil {
 			return nil, err
 		}
+		var dataErr error
 		b = putMessage(b, 1, func(b []byte) []byte {
-			b = putBytes(b, 1, data)
+			if resp.Data != nil { // a nil map reads back as nil either way
+				b, dataErr = putJSON(b, 1, resp.Data)
+			}
 			b = putSecret(b, 2, resp.Secret, sj)
 			b = putAuth(b, 3, resp.Auth, aj)
 			b = putStrings(b, 4, resp.Warnings)
 			return putInt32(b, 6, int32(resp.StatusCode))
 		})
+		if dataErr != nil {
+			return nil, dataErr
+		}
 	}
 	b = putError(b, 2, r.Err)
 	b = putBool(b, 3, r.NilResponse)
@@ -684,6 +664,9 @@ type Info struct {
 	Version      string
 	SDKVersion   string
 	Capabilities []string
+	// ConcurrentWrites: the module's writes may run on several instances
+	// at once (it locks with ImportLock; ABI minor 1).
+	ConcurrentWrites bool
 }
 
 // AppendInfo appends the InfoReply encoding of i to b.
@@ -692,7 +675,8 @@ func AppendInfo(b []byte, i *Info) []byte {
 	b = putString(b, 2, string(i.Type))
 	b = putString(b, 3, i.Version)
 	b = putString(b, 4, i.SDKVersion)
-	return putStrings(b, 5, i.Capabilities)
+	b = putStrings(b, 5, i.Capabilities)
+	return putBool(b, 6, i.ConcurrentWrites)
 }
 
 // DecodeInfo reads an InfoReply message.
@@ -713,6 +697,8 @@ func DecodeInfo(b []byte) (*Info, error) {
 			r.str(&out.SDKVersion)
 		case 5:
 			r.appendStr(&out.Capabilities)
+		case 6:
+			r.bool(&out.ConcurrentWrites)
 		default:
 			r.skip()
 		}

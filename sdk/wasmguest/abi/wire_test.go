@@ -204,12 +204,17 @@ func TestSetupInfoMatchProtobuf(t *testing.T) {
 		t.Fatalf("setup error: %v", e.Err)
 	}
 
-	ib := abi.AppendInfo(nil, &abi.Info{Name: "kv", Type: "secret", Version: "1", SDKVersion: "1.0.0", Capabilities: []string{"kv"}})
+	ib := abi.AppendInfo(nil, &abi.Info{Name: "kv", Type: "secret", Version: "1", SDKVersion: "1.0.0", Capabilities: []string{"kv"}, ConcurrentWrites: true})
 	var info pb.InfoReply
-	if err := proto.Unmarshal(ib, &info); err != nil || info.Name != "kv" || info.Capabilities[0] != "kv" {
+	if err := proto.Unmarshal(ib, &info); err != nil || info.Name != "kv" || info.Capabilities[0] != "kv" || !info.ConcurrentWrites {
 		t.Fatalf("%v %v", &info, err)
 	}
-	if i, err := abi.DecodeInfo(ib); err != nil || i.SDKVersion != "1.0.0" {
+	if i, err := abi.DecodeInfo(ib); err != nil || i.SDKVersion != "1.0.0" || !i.ConcurrentWrites {
+		t.Fatalf("%+v %v", i, err)
+	}
+	// A module built before minor 1 sends no concurrent_writes: false.
+	old, _ := proto.Marshal(&pb.InfoReply{Name: "old"})
+	if i, err := abi.DecodeInfo(old); err != nil || i.ConcurrentWrites {
 		t.Fatalf("%+v %v", i, err)
 	}
 }
@@ -304,4 +309,22 @@ func FuzzDecode(f *testing.F) {
 		_, _ = abi.DecodeHTTPRequest(b)
 		_, _ = abi.DecodeHTTPResponse(b)
 	})
+}
+
+// Invalidated keys (minor 1) ride at the end of an encoded request.
+func TestInvalidatedKeysMatchProtobuf(t *testing.T) {
+	b, err := abi.AppendRequestArgs(nil, &abi.RequestArgs{MountID: "m", Request: &logical.Request{Path: "x"}, Deadline: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = abi.AppendInvalidatedKeys(b, []string{"meta/a", "", "ver/a/1"})
+	var args pb.HandleRequestArgs
+	if err := proto.Unmarshal(b, &args); err != nil || !reflect.DeepEqual(args.InvalidatedKeys, []string{"meta/a", "", "ver/a/1"}) || args.DeadlineUnixNano != 9 {
+		t.Fatalf("%v %v", &args, err)
+	}
+	back, _ := proto.Marshal(&pb.HandleRequestArgs{MountId: "m", InvalidatedKeys: []string{"k"}})
+	got, err := abi.DecodeRequestArgs(back)
+	if err != nil || !reflect.DeepEqual(got.InvalidatedKeys, []string{"k"}) {
+		t.Fatalf("%+v %v", got, err)
+	}
 }

@@ -27,6 +27,9 @@ func hostTake(ptr unsafe.Pointer, n uint32) uint32
 //go:wasmimport ward log
 func hostLog(level int32, ptr unsafe.Pointer, n uint32)
 
+//go:wasmimport ward lock
+func hostLock(op int32, ptr unsafe.Pointer, n uint32) int64
+
 func ptr(b []byte) unsafe.Pointer {
 	if len(b) == 0 {
 		return nil
@@ -98,6 +101,25 @@ func Storage(msg []byte) ([]byte, error) {
 // HTTP sends an HTTPRequest message and returns the encoded HTTPResponse.
 func HTTP(msg []byte) ([]byte, error) {
 	return take(hostHTTP(ptr(msg), uint32(len(msg))), msg)
+}
+
+// Lock runs a lock operation (abi.LockExclusive, LockShared, LockRelease,
+// optionally | LockTry) on key. A grant returns the InvalidateKeysArgs the
+// host handed over, nil when none, valid until the next host call.
+func Lock(op int32, key string) ([]byte, abi.Status) {
+	b := unsafe.Slice(unsafe.StringData(key), len(key))
+	n := hostLock(op, ptr(b), uint32(len(b)))
+	switch {
+	case n < 0:
+		return nil, abi.Status(-n)
+	case n == 0:
+		return nil, abi.StatusOK
+	}
+	takeBuf = grow(takeBuf, int(n))
+	if st := abi.Status(hostTake(ptr(takeBuf), uint32(n))); st != abi.StatusOK {
+		return nil, st
+	}
+	return takeBuf, abi.StatusOK
 }
 
 // Log writes one line to the host's log.

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/wardproject/ward/sdk/framework"
+	"github.com/wardproject/ward/sdk/keylock"
 	"github.com/wardproject/ward/sdk/logical"
 	"github.com/wardproject/ward/sdk/wasmguest"
 	"github.com/wardproject/ward/sdk/wasmguest/abi"
@@ -22,6 +23,9 @@ import (
 func main() {
 	wasmguest.Serve(wasmguest.ServeOpts{Name: "probe", Type: logical.TypeSecret, Version: "0.1.0", Factory: factory})
 }
+
+// locks are the probe's keyed locks: the mount's, through the host.
+var locks keylock.Set
 
 // cache is instance-local: the pool's invalidations must keep it exact.
 var (
@@ -81,6 +85,8 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 			{Pattern: "logflood", Operations: op(logFlood)},
 			{Pattern: "http", TakesArbitraryInput: true, Operations: op(fetch)},
 			{Pattern: "mem", Operations: op(memStats)},
+			{Pattern: "locked/(?P<key>.+)", Fields: map[string]*framework.FieldSchema{"key": {Type: framework.TypeString}, "mode": {Type: framework.TypeString}},
+				Operations: map[logical.Operation]framework.OperationFunc{logical.UpdateOperation: lockedIncrement}},
 		},
 	}, nil
 }
@@ -244,4 +250,45 @@ func hostTake(ptr unsafe.Pointer, n uint32) uint32
 
 func memStats(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
 	return &logical.Response{Data: map[string]any{"sink": len(sink)}}, nil
+}
+
+// lockedIncrement increments counter/<key> under the key's keyed lock,
+// reading through the instance cache (which the lock grant must keep
+// exact). mode "panic", "trap" and "hold" end the call holding the lock.
+func lockedIncrement(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	key := "counter/" + d.Get("key").(string)
+	locks.Lock(key)
+	defer locks.Unlock(key)
+	switch d.Get("mode").(string) {
+	case "panic":
+		panic("holding a lock")
+	case "trap":
+		*(*byte)(unsafe.Add(unsafe.Pointer(&spin), 1<<31)) = 1
+	case "hold":
+		time.Sleep(time.Hour)
+	case "slow":
+		time.Sleep(300 * time.Millisecond)
+	}
+	mu.Lock()
+	v, ok := cache[key]
+	mu.Unlock()
+	if !ok {
+		e, err := req.Storage.Get(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if e != nil {
+			v = string(e.Value)
+		}
+	}
+	n, _ := strconv.Atoi(v)
+	time.Sleep(50 * time.Microsecond) // let other instances interleave if they could
+	n++
+	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: key, Value: []byte(strconv.Itoa(n))}); err != nil {
+		return nil, err
+	}
+	mu.Lock()
+	cache[key] = strconv.Itoa(n)
+	mu.Unlock()
+	return &logical.Response{Data: map[string]any{"n": n}}, nil
 }

@@ -21,5 +21,9 @@ func main() {
 		Version:      Version,
 		Factory:      kv.Factory,
 		Capabilities: []string{"kv"},
+		// Every read-modify-write holds the key's sdk/keylock lock and the
+		// metadata cache follows invalidations: writes may run on every
+		// instance of a mount at once.
+		ConcurrentWrites: true,
 	})
 }

@@ -20,5 +20,9 @@ func main() {
 		Type:    logical.TypeSecret,
 		Version: Version,
 		Factory: transit.Factory,
+		// Key writers hold the name's sdk/keylock lock and the key cache
+		// follows invalidations: writes (encrypt included) may run on
+		// every instance of a mount at once.
+		ConcurrentWrites: true,
 	})
 }

@@ -176,9 +176,13 @@ type InfoReply struct {
 	Version    string `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	SdkVersion string `protobuf:"bytes,4,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
 	// Declared capabilities (profiles checked by the conformance suite).
-	Capabilities  []string `protobuf:"bytes,5,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Capabilities []string `protobuf:"bytes,5,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	// WASM modules only: the plugin's writes may run on several instances of
+	// a mount at once, because it serialises its read-modify-write cycles
+	// with the host's keyed locks (docs/wasm-abi.md).
+	ConcurrentWrites bool `protobuf:"varint,6,opt,name=concurrent_writes,json=concurrentWrites,proto3" json:"concurrent_writes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *InfoReply) Reset() {
@@ -244,6 +248,13 @@ func (x *InfoReply) GetCapabilities() []string {
 		return x.Capabilities
 	}
 	return nil
+}
+
+func (x *InfoReply) GetConcurrentWrites() bool {
+	if x != nil {
+		return x.ConcurrentWrites
+	}
+	return false
 }
 
 type MountRef struct {
@@ -1295,8 +1306,12 @@ type HandleRequestArgs struct {
 	// When set, only run the path's existence check (logical.ExistenceChecker)
 	// and answer with check_found/exists.
 	ExistenceCheck bool `protobuf:"varint,4,opt,name=existence_check,json=existenceCheck,proto3" json:"existence_check,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// WASM modules of ABI v1.1 only: storage keys changed behind the
+	// instance since its last call, to invalidate before serving (instead of
+	// a separate invalidate call).
+	InvalidatedKeys []string `protobuf:"bytes,5,rep,name=invalidated_keys,json=invalidatedKeys,proto3" json:"invalidated_keys,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *HandleRequestArgs) Reset() {
@@ -1355,6 +1370,13 @@ func (x *HandleRequestArgs) GetExistenceCheck() bool {
 		return x.ExistenceCheck
 	}
 	return false
+}
+
+func (x *HandleRequestArgs) GetInvalidatedKeys() []string {
+	if x != nil {
+		return x.InvalidatedKeys
+	}
+	return nil
 }
 
 type HandleRequestReply struct {
@@ -2200,14 +2222,15 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x1bward/plugin/v1/plugin.proto\x12\x0eward.plugin.v1\"\a\n" +
 	"\x05Empty\"7\n" +
 	"\vInfoRequest\x12(\n" +
-	"\x10host_sdk_version\x18\x01 \x01(\tR\x0ehostSdkVersion\"\x92\x01\n" +
+	"\x10host_sdk_version\x18\x01 \x01(\tR\x0ehostSdkVersion\"\xbf\x01\n" +
 	"\tInfoReply\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x1f\n" +
 	"\vsdk_version\x18\x04 \x01(\tR\n" +
 	"sdkVersion\x12\"\n" +
-	"\fcapabilities\x18\x05 \x03(\tR\fcapabilities\"%\n" +
+	"\fcapabilities\x18\x05 \x03(\tR\fcapabilities\x12+\n" +
+	"\x11concurrent_writes\x18\x06 \x01(\bR\x10concurrentWrites\"%\n" +
 	"\bMountRef\x12\x19\n" +
 	"\bmount_id\x18\x01 \x01(\tR\amountId\"\xe6\x01\n" +
 	"\fSetupRequest\x12\x19\n" +
@@ -2314,12 +2337,13 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"statusCodeJ\x04\b\x05\x10\x06R\bredirect\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xb8\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xe3\x01\n" +
 	"\x11HandleRequestArgs\x12\x19\n" +
 	"\bmount_id\x18\x01 \x01(\tR\amountId\x121\n" +
 	"\arequest\x18\x02 \x01(\v2\x17.ward.plugin.v1.RequestR\arequest\x12,\n" +
 	"\x12deadline_unix_nano\x18\x03 \x01(\x03R\x10deadlineUnixNano\x12'\n" +
-	"\x0fexistence_check\x18\x04 \x01(\bR\x0eexistenceCheck\"\xd3\x01\n" +
+	"\x0fexistence_check\x18\x04 \x01(\bR\x0eexistenceCheck\x12)\n" +
+	"\x10invalidated_keys\x18\x05 \x03(\tR\x0finvalidatedKeys\"\xd3\x01\n" +
 	"\x12HandleRequestReply\x124\n" +
 	"\bresponse\x18\x01 \x01(\v2\x18.ward.plugin.v1.ResponseR\bresponse\x12+\n" +
 	"\x05error\x18\x02 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error\x12!\n" +
