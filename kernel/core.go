@@ -86,6 +86,9 @@ type Config struct {
 	// KeyRotationCheckInterval is how often automatic key rotation checks
 	// its limits (sys/rotate/config). Default 10s.
 	KeyRotationCheckInterval time.Duration
+	// Cluster reports the storage's replication (raft); nil when storage
+	// is not replicated.
+	Cluster Cluster
 }
 
 func (c Config) withDefaults() Config {
@@ -169,6 +172,7 @@ type unsealedState struct {
 	keys    *keyManager
 	system  logical.Backend
 	cluster clusterInfo
+	since   time.Time // when the core unsealed
 	// stopCtx is done when the state is being torn down (stop cancels it).
 	stopCtx context.Context
 	stop    context.CancelFunc
@@ -667,6 +671,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	}()
 
 	c.mu.Lock()
+	u.since = c.cfg.Now()
 	c.unsealed = u
 	c.mu.Unlock()
 	c.cfg.Metrics.SetSealed(false)

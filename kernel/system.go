@@ -99,6 +99,7 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 	b.Paths = append(b.Paths, s.leasePaths()...)
 	b.Paths = append(b.Paths, s.wrappingPaths()...)
 	b.Paths = append(b.Paths, s.keyPaths()...)
+	b.Paths = append(b.Paths, s.clusterPaths()...)
 	b.Paths = append(b.Paths, s.mountPaths(s.u.secrets, "mounts")...)
 	b.Paths = append(b.Paths, s.mountPaths(s.u.auths, "auth")...)
 	return b

@@ -27,7 +27,6 @@ import (
 	"github.com/wardproject/ward/kernel/config"
 	"github.com/wardproject/ward/kernel/httpapi"
 	"github.com/wardproject/ward/kernel/seal"
-	pebblestore "github.com/wardproject/ward/kernel/storage/pebble"
 	"github.com/wardproject/ward/sdk/logical"
 )
 
@@ -40,7 +39,7 @@ func (c *serverCommand) Help() string {
        ward server -dev [-dev-root-token-id=ID] [-dev-listen-address=ADDR]
 
   Starts a Ward server. With -config it reads a Vault-syntax configuration
-  file (listener "tcp", storage "pebble", plugin_directory, ...). With -dev
+  file (listener "tcp", storage "raft", plugin_directory, ...). With -dev
   it runs an initialized, unsealed, in-temp-dir server with kv-v2 mounted at
   secret/ and a root token printed on start: for development only.
 
@@ -99,7 +98,7 @@ func (c *serverCommand) Run(args []string) int {
 		return 1
 	}
 	if cfg.Storage == nil {
-		fmt.Fprintln(stderr, "Error: the configuration needs a storage stanza, e.g. storage \"pebble\" { path = \"/var/lib/ward\" }")
+		fmt.Fprintln(stderr, "Error: the configuration needs a storage stanza, e.g. storage \"raft\" { path = \"/var/lib/ward\" }")
 		return 1
 	}
 	if len(cfg.Listeners) == 0 {
@@ -161,7 +160,7 @@ func devDefaults(cfg *config.Config, listen, pluginDir, dataDir string) (func(),
 			cfg.WasmCacheDir = filepath.Join(base, "ward", "wasm-dev-cache")
 		}
 	}
-	cfg.Storage = &config.Storage{Type: "pebble", Path: dataDir}
+	cfg.Storage = &config.Storage{Type: "raft", Path: dataDir}
 	cfg.Listeners = []config.Listener{{Address: listen, TLSDisable: true}}
 	if pluginDir != "" {
 		cfg.PluginDirectory = pluginDir
@@ -199,7 +198,7 @@ func newLogger(cfg *config.Config, out io.Writer) *slog.Logger {
 type server struct {
 	cfg     *config.Config
 	logger  *slog.Logger
-	store   *pebblestore.Store
+	store   *openedStorage
 	core    *kernel.Core
 	seals   []seal.Access // the HSM seals, closed after the core
 	servers []*http.Server
@@ -273,10 +272,14 @@ func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
 			a.Close()
 		}
 	}
-	store, err := pebblestore.Open(cfg.Storage.Path, pebblestore.Options{})
+	store, err := openStorage(cfg.Storage)
 	if err != nil {
 		closeSeals()
 		return nil, fmt.Errorf("open storage: %w", err)
+	}
+	var cluster *raftCluster
+	if store.node != nil {
+		cluster = &raftCluster{node: store.node, name: store.nodeName, apiAddr: cfg.APIAddr, clusterAddr: cfg.ClusterAddr}
 	}
 	core, err := kernel.New(kernel.Config{
 		Storage: store, Logger: logger, ClusterName: cfg.ClusterName, Version: cfg.ReportedVersion,
@@ -288,6 +291,7 @@ func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
 		PluginLogLevel: cfg.LogLevel, PluginLogJSON: cfg.LogFormat == "json", PluginLogOut: logOut,
 		AuditDevices: cfg.Audits, AllowAPIAuditCreation: cfg.UnsafeAllowAPIAuditCreation,
 		Seal: active, MigrateFrom: old,
+		Cluster: kernelCluster(cluster),
 	})
 	if err != nil {
 		store.Close()
@@ -301,8 +305,20 @@ func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
 			return nil, err
 		}
 	}
+	if cluster != nil && cfg.APIAddr == "" && len(s.addrs) > 0 {
+		cluster.setAPIAddr(s.addrs[0])
+	}
 	s.startAutoUnseal()
 	return s, nil
+}
+
+// kernelCluster keeps a nil *raftCluster from becoming a non-nil
+// kernel.Cluster.
+func kernelCluster(c *raftCluster) kernel.Cluster {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 // startAutoUnseal unseals with the HSM seal, if there is one, with no

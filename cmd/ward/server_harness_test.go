@@ -14,7 +14,7 @@ import (
 )
 
 // testServer is a real Ward server in this process: real HTTP listener,
-// Pebble storage in a temp dir, builtin plugins as real subprocesses.
+// raft storage (one node) in a temp dir, builtin plugins as real subprocesses.
 type testServer struct {
 	t       *testing.T
 	dataDir string
@@ -47,6 +47,7 @@ type serverOpts struct {
 	audits    []config.Audit
 	apiAudit  bool // unsafe_allow_api_audit_creation
 	wasmCache string
+	storage   string // "raft" (default) or "pebble"
 }
 
 func startServer(t *testing.T, o serverOpts) *testServer {
@@ -54,8 +55,11 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 	if o.dataDir == "" {
 		o.dataDir = t.TempDir()
 	}
+	if o.storage == "" {
+		o.storage = "raft"
+	}
 	cfg := &config.Config{
-		Storage:         &config.Storage{Type: "pebble", Path: o.dataDir},
+		Storage:         &config.Storage{Type: o.storage, Path: o.dataDir},
 		Listeners:       []config.Listener{{Address: "127.0.0.1:0", TLSDisable: true}},
 		PluginDirectory: o.pluginDir,
 		WasmCacheDir:    o.wasmCache,

@@ -68,7 +68,7 @@ func run(ward, addr, token string, clients int, duration time.Duration, keys int
 			return fmt.Errorf("seed: %w", err)
 		}
 	}
-	fmt.Printf("KV v2 over HTTP, %d clients, %s per phase, %d keys, synced Pebble writes\n", clients, duration, keys)
+	fmt.Printf("KV v2 over HTTP, %d clients, %s per phase, %d keys, one-node raft storage (synced log)\n", clients, duration, keys)
 	var readOps int64
 	for _, phase := range []struct {
 		name string

@@ -27,10 +27,14 @@ type Listener struct {
 	UnauthenticatedMetricsAccess bool   `hcl:"-"`
 }
 
-// Storage is a `storage "<type>"` stanza.
+// Storage is a `storage "<type>"` stanza: "raft" (Pebble replicated by
+// raft; one node until others join) or "pebble" (one node, no raft).
 type Storage struct {
 	Type string
 	Path string `hcl:"path"`
+	// NodeID (raft) is the node's name in the cluster, as in Vault; by
+	// default one is generated at first start and kept with the data.
+	NodeID string `hcl:"node_id"`
 }
 
 // Config is the server configuration.
@@ -326,10 +330,11 @@ func parseStorage(item *ast.ObjectItem) (*Storage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if typ != "pebble" {
-		return nil, fmt.Errorf("line %d: unsupported storage type %q (supported: \"pebble\")", item.Pos().Line, typ)
+	keys := map[string][]string{"raft": {"path", "node_id"}, "pebble": {"path"}}[typ]
+	if keys == nil {
+		return nil, fmt.Errorf("line %d: unsupported storage type %q (supported: \"raft\", \"pebble\")", item.Pos().Line, typ)
 	}
-	if err := checkKeys(item, "path"); err != nil {
+	if err := checkKeys(item, keys...); err != nil {
 		return nil, err
 	}
 	s := &Storage{Type: typ}

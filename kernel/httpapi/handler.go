@@ -333,6 +333,7 @@ func (s *server) respondLogical(w http.ResponseWriter, req *kernel.Request, op l
 var legacyTopLevel = map[string]bool{
 	"sys/mounts": true, "sys/auth": true, "sys/policy": true, "sys/capabilities": true,
 	"sys/capabilities-self": true, "sys/capabilities-accessor": true,
+	"sys/ha-status": true, // Vault's Go client reads nodes at the top level
 	// Vault answers these outside the envelope; OpenBao's newer names
 	// (and its Go client) use the envelope's data: both are there.
 	"sys/rekey/init": true, "sys/rekey/update": true,

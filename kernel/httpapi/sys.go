@@ -166,7 +166,8 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	active, err1 := code("activecode", http.StatusOK)
 	sealed, err2 := code("sealedcode", http.StatusServiceUnavailable)
 	uninit, err3 := code("uninitcode", http.StatusNotImplemented)
-	if err := errors.Join(err1, err2, err3); err != nil {
+	standbyCode, err4 := code("standbycode", http.StatusTooManyRequests)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		respondError(w, http.StatusBadRequest, err)
 		return
 	}
@@ -175,15 +176,24 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
 		respondError(w, statusOf(err), err)
 		return
 	}
+	// A node that does not lead the raft cluster is a standby, as in
+	// Vault; standbyok=true reports it as active (load balancers that
+	// may send requests to any node ask for this).
+	standby := false
+	if cl := s.core.Cluster(); cl != nil {
+		standby = !cl.ClusterStatus().IsLeader()
+	}
 	status := active
 	switch {
 	case !st.Initialized:
 		status = uninit
 	case st.Sealed:
 		status = sealed
+	case standby && !boolParam(q.Get("standbyok")):
+		status = standbyCode
 	}
 	body := map[string]any{
-		"initialized": st.Initialized, "sealed": st.Sealed, "standby": false, "performance_standby": false,
+		"initialized": st.Initialized, "sealed": st.Sealed, "standby": standby, "performance_standby": false,
 		"replication_performance_mode": "disabled", "replication_dr_mode": "disabled",
 		"server_time_utc": time.Now().Unix(), "version": s.core.Version(),
 		"cluster_name": st.ClusterName, "cluster_id": st.ClusterID,
@@ -204,5 +214,12 @@ func (s *server) handleLeader(w http.ResponseWriter, r *http.Request) {
 		respondError(w, http.StatusServiceUnavailable, kernel.ErrSealed)
 		return
 	}
-	respondJSON(w, http.StatusOK, map[string]any{"ha_enabled": false})
+	respondJSON(w, http.StatusOK, s.core.LeaderInfo())
+}
+
+// boolParam reads a boolean query parameter as Vault does (absent or
+// malformed: false).
+func boolParam(v string) bool {
+	b, _ := strconv.ParseBool(v)
+	return b
 }

@@ -16,8 +16,10 @@ import (
 // Config configures Open. ID, Dir and Transport are required; every other
 // field has a default (see withDefaults).
 type Config struct {
-	// ID is this node's raft ID: non-zero, unique in the cluster and never
-	// reused after the node is removed.
+	// ID is this node's raft ID: unique in the cluster and never reused
+	// after the node is removed. Zero means the ID stored in Dir, or, when
+	// Dir holds none yet, a new random one (Node.ID tells which): how a
+	// server names itself without operators numbering nodes.
 	ID uint64
 	// Dir is the node's Pebble directory; FS replaces the real filesystem
 	// (tests pass vfs.NewCrashableMem()).
@@ -31,6 +33,10 @@ type Config struct {
 	// be given the same list. Empty means join: the node waits to be added
 	// by the cluster (AddLearner on the leader) and receives a snapshot.
 	Bootstrap []uint64
+	// BootstrapSelf founds a one-voter cluster of this node when Dir holds
+	// no state yet, as a server's first node does (the others join it).
+	// Exclusive with Bootstrap.
+	BootstrapSelf bool
 
 	// TickInterval is the length of a raft tick (default 100ms). With
 	// ManualTick the node never ticks on its own: tests call Tick.
@@ -88,8 +94,8 @@ type Config struct {
 
 // withDefaults validates c and returns it with every unset field defaulted.
 func (c Config) withDefaults() (Config, error) {
-	if c.ID == 0 {
-		return c, errors.New("raft: config: ID must be non-zero")
+	if c.BootstrapSelf && len(c.Bootstrap) > 0 {
+		return c, errors.New("raft: config: Bootstrap and BootstrapSelf are exclusive")
 	}
 	if c.Dir == "" {
 		return c, errors.New("raft: config: Dir is required")

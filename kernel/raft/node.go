@@ -242,11 +242,36 @@ func (n *Node) load() error {
 	if v, ok, err := dbGet(db, keyNodeID); err != nil {
 		return err
 	} else if ok {
-		if len(v) != 8 || binary.BigEndian.Uint64(v) != n.id {
+		if len(v) != 8 {
+			return fmt.Errorf("raft: %s: malformed node ID record", n.cfg.Dir)
+		}
+		if stored := binary.BigEndian.Uint64(v); n.id == 0 {
+			n.id = stored
+		} else if stored != n.id {
 			return fmt.Errorf("raft: %s belongs to another node ID, not %d", n.cfg.Dir, n.id)
 		}
-	} else if err := db.Set(keyNodeID, binary.BigEndian.AppendUint64(nil, n.id), pebble.Sync); err != nil {
-		return err
+	} else {
+		// A directory of another kind (storage "pebble") is refused, not
+		// silently taken over: its data would vanish behind a new cluster.
+		if empty, err := dbEmpty(db); err != nil {
+			return err
+		} else if !empty {
+			return fmt.Errorf("raft: %s holds data that is not a raft node's (a storage \"pebble\" directory?)", n.cfg.Dir)
+		}
+		for n.id == 0 {
+			var b [8]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return err
+			}
+			n.id = binary.BigEndian.Uint64(b[:])
+		}
+		if err := db.Set(keyNodeID, binary.BigEndian.AppendUint64(nil, n.id), pebble.Sync); err != nil {
+			return err
+		}
+	}
+	bootstrap := n.cfg.Bootstrap
+	if n.cfg.BootstrapSelf {
+		bootstrap = []uint64{n.id}
 	}
 	v, ok, err := dbGet(db, keyApplied)
 	if err != nil {
@@ -258,11 +283,11 @@ func (n *Node) load() error {
 		}
 	} else {
 		n.st = appliedState{conf: &pb.ConfState{}}
-		if len(n.cfg.Bootstrap) > 0 {
+		if len(bootstrap) > 0 {
 			// Every founding member starts from the same state at index 1,
 			// as if it had installed a snapshot there: the voters, nothing
 			// else. A new member joining later gets it by snapshot.
-			n.st = appliedState{index: 1, term: 1, conf: &pb.ConfState{Voters: append([]uint64(nil), n.cfg.Bootstrap...)}}
+			n.st = appliedState{index: 1, term: 1, conf: &pb.ConfState{Voters: bootstrap}}
 			hs, _ := proto.Marshal(&pb.HardState{Term: new(uint64(1)), Commit: new(uint64(1))})
 			b := db.NewBatch()
 			_ = b.Set(keyApplied, n.st.encode(), nil)
@@ -1287,4 +1312,14 @@ func (h handler) ReceiveSnapshot(ctx context.Context, m *pb.Message, body io.Rea
 		_ = n.cfg.FS.Remove(path)
 		return ctx.Err()
 	}
+}
+
+// dbEmpty reports whether db holds no key at all.
+func dbEmpty(db *pebble.DB) (bool, error) {
+	it, err := db.NewIter(nil)
+	if err != nil {
+		return false, err
+	}
+	empty := !it.First()
+	return empty, it.Close()
 }

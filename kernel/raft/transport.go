@@ -46,3 +46,26 @@ type Handler interface {
 	// ReportSnapshot tells raft how sending a snapshot to peer id ended.
 	ReportSnapshot(id uint64, status raft.SnapshotStatus)
 }
+
+// LocalTransport is the Transport of a node that has no peers: a one-voter
+// cluster (a dev server, or a first node before anyone joins). Raft never
+// addresses a message to anyone then; if it did, the message would be
+// dropped and its peer reported unreachable, as by any Transport.
+func LocalTransport() Transport { return &localTransport{} }
+
+type localTransport struct{ h Handler }
+
+func (t *localTransport) Start(h Handler) error { t.h = h; return nil }
+
+func (t *localTransport) Send(msgs []*pb.Message) {
+	for _, m := range msgs {
+		t.h.ReportUnreachable(m.GetTo())
+	}
+}
+
+func (t *localTransport) SendSnapshot(msg *pb.Message, body io.ReadCloser) {
+	body.Close()
+	t.h.ReportSnapshot(msg.GetTo(), raft.SnapshotFailure)
+}
+
+func (t *localTransport) Close() error { return nil }

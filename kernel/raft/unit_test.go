@@ -38,8 +38,8 @@ func TestCommandRoundTrip(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	tr := NewMemNetwork(1).Transport(1)
-	if _, err := (Config{Dir: "d", Transport: tr}).withDefaults(); err == nil {
-		t.Error("ID 0 accepted")
+	if _, err := (Config{Dir: "d", Transport: tr, Bootstrap: []uint64{1}, BootstrapSelf: true}).withDefaults(); err == nil {
+		t.Error("Bootstrap and BootstrapSelf together accepted")
 	}
 	if _, err := (Config{ID: 1, Dir: "d", Transport: tr, SnapshotEntries: 10, KeepEntries: 10}).withDefaults(); err == nil {
 		t.Error("KeepEntries >= SnapshotEntries accepted")
@@ -192,5 +192,48 @@ func TestSnapshotTransferFailures(t *testing.T) {
 	names, _ := c.fs[lag.ID()].List(lag.snapIn)
 	if len(names) != 0 {
 		t.Errorf("received snapshot files left: %v", names)
+	}
+}
+
+// TestSelfNamedNode opens a node as a server does: no ID given (a random one
+// is chosen and kept in its directory) and a one-voter cluster of itself.
+// It leads at once; reopened, it keeps its ID and its data; the directory
+// refuses any other ID.
+func TestSelfNamedNode(t *testing.T) {
+	checkNoLeaks(t)
+	fs := vfs.NewMem()
+	open := func(id uint64) (*Node, error) {
+		return Open(Config{ID: id, Dir: "n", FS: fs, Transport: LocalTransport(), BootstrapSelf: true, TickInterval: 10 * time.Millisecond})
+	}
+	n, err := open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := n.ID()
+	if id == 0 {
+		t.Fatal("node ID 0")
+	}
+	mustPut(t, n, "k", "v")
+	if st := n.Status(); st.Leader != id || len(st.Voters) != 1 || st.Voters[0] != id {
+		t.Fatalf("status %+v: want a one-voter cluster led by %d", st, id)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err = open(0); err != nil {
+		t.Fatal(err)
+	}
+	if n.ID() != id {
+		t.Errorf("reopened as %d, was %d", n.ID(), id)
+	}
+	if got := mustGet(t, n, "k"); got != "v" {
+		t.Errorf("read %q after reopening, wrote %q", got, "v")
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := open(id + 1); err == nil {
+		n.Close()
+		t.Fatal("a directory opened under another node ID")
 	}
 }

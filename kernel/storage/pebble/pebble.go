@@ -55,6 +55,9 @@ type Store struct {
 
 var _ storage.Backend = (*Store)(nil)
 
+// raftNodeIDKey is where kernel/raft records its node ID.
+var raftNodeIDKey = []byte{0x01, 'i'}
+
 // Open opens (creating if needed) the database in dir. A new dir is created
 // with mode 0700.
 func Open(dir string, opts Options) (*Store, error) {
@@ -66,6 +69,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		MemTableSize: 64 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("pebble: open: %w", err)
+	}
+	// A raft node's directory (kernel/raft keeps its node ID under this
+	// key, a byte no storage key starts with) is refused, not misread.
+	if _, closer, err := db.Get(raftNodeIDKey); err == nil {
+		closer.Close()
+		db.Close()
+		return nil, fmt.Errorf("pebble: %s is a raft node's directory: use storage \"raft\"", dir)
 	}
 	return &Store{db: db}, nil
 }
