@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -473,7 +474,10 @@ func (p *process) start(ctx context.Context) (*conn, error) {
 	}
 
 	cmd := exec.Command(path, e.Args...)
-	cmd.Env = append([]string{}, e.Env...)
+	// The plugin learns our PID so it exits if we die without stopping
+	// it (sdk/plugin: a plugin never outlives its server).
+	// (Last, so that it wins over an entry of the catalog's env.)
+	cmd.Env = append(append([]string{}, e.Env...), sdkplugin.ServerPIDEnv+"="+strconv.Itoa(os.Getpid()))
 	client := goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  sdkplugin.Handshake,
 		VersionedPlugins: sdkplugin.HostPlugins(),

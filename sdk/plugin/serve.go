@@ -46,6 +46,7 @@ func Serve(opts ServeOpts) {
 		fmt.Fprintln(os.Stderr, "ward plugin: ServeOpts.Factory is required")
 		os.Exit(1)
 	}
+	exitWhenOrphaned(orphanCheckInterval)
 	goplugin.Serve(&goplugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]goplugin.PluginSet{
