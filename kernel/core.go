@@ -145,7 +145,13 @@ type Core struct {
 	// initMu serialises init, unseal and seal transitions.
 	initMu sync.Mutex
 
+	// haStop ends the HA watcher (runHA); haDone is closed when it has.
+	haStop context.CancelFunc
+	haDone chan struct{}
+
 	mu sync.RWMutex // protects the fields below
+	// standby: the barrier is open but another node is active (ha.go).
+	standby bool
 	// unsealed is the state built at unseal and torn down at seal; nil
 	// while sealed.
 	unsealed *unsealedState
@@ -202,6 +208,7 @@ func New(cfg Config) (*Core, error) {
 	case cfg.Seal != nil:
 		c.migrateFrom = seal.NewShamir(cfg.Storage, b)
 	}
+	c.startHA()
 	return c, nil
 }
 
@@ -275,11 +282,11 @@ func (c *Core) Initialized(ctx context.Context) (bool, error) {
 	return c.barrier.Initialized(ctx)
 }
 
-// Sealed reports whether the core is sealed.
+// Sealed reports whether the core is sealed. A standby is unsealed.
 func (c *Core) Sealed() bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.unsealed == nil
+	return c.unsealed == nil && !c.standby
 }
 
 // InitParams are sys/init's parameters.
@@ -381,7 +388,7 @@ func (c *Core) Initialize(ctx context.Context, p InitParams) (*InitResult, error
 	}
 	res := &InitResult{RootToken: root.ID}
 	if auto {
-		if err := c.postUnseal(ctx); err != nil {
+		if err := c.activate(ctx); err != nil {
 			return nil, err
 		}
 		res.RecoveryKeys = shares
@@ -512,7 +519,7 @@ func (c *Core) unseal(ctx context.Context, share []byte, migrate bool) (*SealSta
 		}
 	}
 	if !c.barrier.Sealed() {
-		if err := c.postUnseal(ctx); err != nil {
+		if err := c.activate(ctx); err != nil {
 			c.barrier.Seal()
 			return nil, err
 		}
@@ -552,7 +559,7 @@ func (c *Core) AutoUnseal(ctx context.Context) error {
 	if err := c.seal.AutoUnseal(ctx); err != nil {
 		return err
 	}
-	if err := c.postUnseal(ctx); err != nil {
+	if err := c.activate(ctx); err != nil {
 		c.barrier.Seal()
 		return err
 	}
@@ -673,6 +680,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	c.mu.Lock()
 	u.since = c.cfg.Now()
 	c.unsealed = u
+	c.standby = false
 	c.mu.Unlock()
 	c.cfg.Metrics.SetSealed(false)
 	c.logger.Info("server unsealed", "mounts", len(u.secrets.table.Entries()), "auth_methods", len(u.auths.table.Entries()))
@@ -692,23 +700,14 @@ func (c *Core) Seal(ctx context.Context) error {
 	c.initMu.Lock()
 	defer c.initMu.Unlock()
 	c.mu.Lock()
-	u := c.unsealed
-	c.unsealed = nil
+	u, standby := c.unsealed, c.standby
+	c.unsealed, c.standby = nil, false
 	c.mu.Unlock()
-	if u == nil {
+	if u == nil && !standby {
 		return nil
 	}
-	// Wait for a mount or plugin operation in progress, and forbid any
-	// from committing afterwards.
-	u.opMu.Lock()
-	u.closed = true
-	u.opMu.Unlock()
-	u.stop()
-	u.bg.Wait()
-	u.runner.Shutdown()
-	u.tokens.Close()
-	if err := u.audit.broker.Close(); err != nil {
-		c.logger.Error("closing the audit devices", "error", err)
+	if u != nil {
+		c.teardown(u)
 	}
 	c.barrier.Seal()
 	c.seal.ResetUnseal()
@@ -721,12 +720,36 @@ func (c *Core) Seal(ctx context.Context) error {
 }
 
 // Shutdown seals the core and releases everything; used at process exit.
-func (c *Core) Shutdown(ctx context.Context) error { return c.Seal(ctx) }
+func (c *Core) Shutdown(ctx context.Context) error {
+	c.stopHA()
+	return c.Seal(ctx)
+}
+
+// teardown stops what the active state runs (plugins, background jobs,
+// audit devices): at seal, and when an active node becomes a standby.
+// The caller has already removed u from c.unsealed.
+func (c *Core) teardown(u *unsealedState) {
+	// Wait for a mount or plugin operation in progress, and forbid any
+	// from committing afterwards.
+	u.opMu.Lock()
+	u.closed = true
+	u.opMu.Unlock()
+	u.stop()
+	u.bg.Wait()
+	u.runner.Shutdown()
+	u.tokens.Close()
+	if err := u.audit.broker.Close(); err != nil {
+		c.logger.Error("closing the audit devices", "error", err)
+	}
+}
 
 func (c *Core) state() (*unsealedState, error) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.unsealed == nil {
+		if c.standby {
+			return nil, ErrStandby
+		}
 		return nil, ErrSealed
 	}
 	return c.unsealed, nil

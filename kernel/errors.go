@@ -15,7 +15,7 @@ import (
 // message text.
 func errorStatus(err error) int {
 	switch {
-	case errors.Is(err, ErrSealed), errors.Is(err, barrier.ErrSealed):
+	case errors.Is(err, ErrSealed), errors.Is(err, barrier.ErrSealed), errors.Is(err, ErrStandby):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrNotInitialized), errors.Is(err, ErrAlreadyInitialized),
 		errors.Is(err, seal.ErrBadShares), errors.Is(err, seal.ErrInvalidConfig),

@@ -394,7 +394,7 @@ func (s *server) listen(l config.Listener) error {
 	}
 	srv := &http.Server{
 		Handler: httpapi.New(s.core, httpapi.Options{Logger: s.logger, MaxRequestSize: l.MaxRequestSize,
-			UnauthenticatedMetrics: l.UnauthenticatedMetricsAccess}),
+			UnauthenticatedMetrics: l.UnauthenticatedMetricsAccess, StorageType: s.cfg.Storage.Type}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second, // Vault's http_read_timeout default
 		IdleTimeout:       5 * time.Minute,

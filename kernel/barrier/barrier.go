@@ -205,7 +205,30 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 		}
 		return nil
 	}
+	return b.loadKeyring(ctx, rootKey)
+}
 
+// Reload reads the keyring again with the root key the barrier holds: a
+// standby does it before it becomes active, since the active node may have
+// rotated the keyring meanwhile. ErrBadKey means the root key itself was
+// changed (a rekey): the caller must seal and be unsealed again.
+func (b *Barrier) Reload(ctx context.Context) error {
+	b.keyringMu.Lock()
+	defer b.keyringMu.Unlock()
+	b.mu.RLock()
+	rootKey := slices.Clone(b.rootKey)
+	b.mu.RUnlock()
+	if rootKey == nil {
+		return ErrSealed
+	}
+	defer clear(rootKey)
+	return b.loadKeyring(ctx, rootKey)
+}
+
+// loadKeyring reads and decrypts the keyring with rootKey and installs it
+// (and a copy of rootKey), zeroing the keys it replaces. The caller holds
+// keyringMu.
+func (b *Barrier) loadKeyring(ctx context.Context, rootKey []byte) error {
 	raw, err := b.phys.Get(ctx, keyringPath)
 	if err != nil {
 		return fmt.Errorf("barrier: read keyring: %w", err)
@@ -244,6 +267,11 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for _, tk := range b.terms {
+		clear(tk.key)
+		tk.key, tk.aead = nil, nil
+	}
+	clear(b.rootKey)
 	b.rootKey = slices.Clone(rootKey)
 	b.rootAEAD = rootAEAD
 	b.terms = terms

@@ -653,3 +653,44 @@ func BenchmarkViewGetParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestReload: a standby's barrier, sharing storage with the active node's,
+// reads what the active node wrote under a term it rotated to after
+// Reload; after a rekey elsewhere its root key no longer opens the
+// keyring and Reload says so.
+func TestReload(t *testing.T) {
+	ctx := context.Background()
+	phys := storage.NewInmem()
+	active, root := newUnsealed(t, phys)
+	standby := barrier.New(phys)
+	if err := standby.Unseal(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := active.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := active.Put(ctx, "k", []byte("under the new term")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := standby.Get(ctx, "k"); err == nil {
+		t.Fatal("read an entry of a term the standby does not hold yet")
+	}
+	if err := standby.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := standby.Get(ctx, "k"); err != nil || string(v) != "under the new term" {
+		t.Fatalf("after Reload: %q, %v", v, err)
+	}
+	newRoot := make([]byte, barrier.KeySize)
+	newRoot[0] = 1
+	if err := active.Reseal(ctx, newRoot, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := standby.Reload(ctx); !errors.Is(err, barrier.ErrBadKey) {
+		t.Fatalf("Reload after a rekey: %v, want ErrBadKey", err)
+	}
+	standby.Seal()
+	if err := standby.Reload(ctx); !errors.Is(err, barrier.ErrSealed) {
+		t.Fatalf("Reload while sealed: %v, want ErrSealed", err)
+	}
+}

@@ -32,6 +32,9 @@ type Options struct {
 	UnauthenticatedMetrics bool
 	// StorageType is reported by sys/seal-status.
 	StorageType string
+	// ForwardTransport carries a standby's requests to the active node
+	// (nil: http.DefaultTransport).
+	ForwardTransport http.RoundTripper
 }
 
 type server struct {
@@ -213,6 +216,10 @@ func parseWrapTTL(v string) (time.Duration, error) {
 const maxWrapTTL = 100 * 365 * 24 * time.Hour
 
 func (s *server) handleLogical(w http.ResponseWriter, r *http.Request) {
+	if s.core.Standby() {
+		s.forward(w, r)
+		return
+	}
 	path := strings.TrimPrefix(r.URL.EscapedPath(), "/v1/")
 	if p, err := urlUnescape(path); err == nil {
 		path = p
