@@ -87,7 +87,8 @@ func freeAddr(t *testing.T) string {
 // TestLeasesSurviveSIGKILL: with 1,000 dynamic PostgreSQL credentials
 // outstanding, the server is killed with SIGKILL, restarted and unsealed;
 // every lease is still there, expires (not before its time) and its
-// PostgreSQL user is dropped. The test logs how late the drops were.
+// PostgreSQL user is dropped within maxLateness of its expiry. The test
+// logs how late the drops were.
 func TestLeasesSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes and 1,000 PostgreSQL roles")
@@ -119,9 +120,6 @@ func TestLeasesSurviveSIGKILL(t *testing.T) {
 	if _, err := root.Logical().Write("database/config/pg", map[string]any{
 		"plugin_name": "postgresql-database-plugin", "connection_url": pg.TemplateURL(),
 		"username": admin, "password": adminPW, "allowed_roles": "*",
-		// Revoking a user takes about ten statements (privileges, sessions,
-		// DROP ROLE): give the lease manager's parallel revocations room.
-		"max_open_connections": 16,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -134,14 +132,15 @@ func TestLeasesSurviveSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 1,000 leases, 8 clients. Each lease's expiry is bounded from above by
-	// the time its response arrived plus its TTL.
+	// 1,000 leases, 8 clients. Each lease's expiry lies between the time
+	// its request was sent and the time its response arrived, plus its TTL.
 	const n = 1000
 	var (
-		mu      sync.Mutex
-		expires = map[string]time.Time{} // PostgreSQL user -> latest possible expiry
-		wg      sync.WaitGroup
-		errs    = make(chan error, n)
+		mu       sync.Mutex
+		expires  = map[string]time.Time{} // PostgreSQL user -> latest possible expiry
+		earliest = map[string]time.Time{} // PostgreSQL user -> earliest possible expiry
+		wg       sync.WaitGroup
+		errs     = make(chan error, n)
 	)
 	start := time.Now()
 	for w := range 8 {
@@ -149,13 +148,15 @@ func TestLeasesSurviveSIGKILL(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += 8 {
+				sent := time.Now()
 				s, err := root.Logical().Read("database/creds/tmp")
 				if err != nil {
 					errs <- err
 					return
 				}
+				user, d := s.Data["username"].(string), time.Duration(s.LeaseDuration)*time.Second
 				mu.Lock()
-				expires[s.Data["username"].(string)] = time.Now().Add(time.Duration(s.LeaseDuration) * time.Second)
+				expires[user], earliest[user] = time.Now().Add(d), sent.Add(d)
 				mu.Unlock()
 			}
 		}()
@@ -216,26 +217,39 @@ func TestLeasesSurviveSIGKILL(t *testing.T) {
 	if len(dropped) != n {
 		t.Fatalf("%d of %d PostgreSQL users were not dropped", n-len(dropped), n)
 	}
-	var lateness []time.Duration
+	// lateness: drop time minus latest possible expiry (a lower bound of
+	// how late the drop was); upper: minus earliest possible expiry (an
+	// upper bound, plus up to one poll).
+	var lateness, upper []time.Duration
 	for user, exp := range expires {
 		lateness = append(lateness, dropped[user].Sub(exp))
+		upper = append(upper, dropped[user].Sub(earliest[user]))
 	}
 	slices.Sort(lateness)
-	worstEarly, worstLate := lateness[0], lateness[len(lateness)-1]
-	t.Logf("drop time minus latest possible expiry: min %s, median %s, p99 %s, max %s",
-		worstEarly.Round(time.Millisecond), lateness[len(lateness)/2].Round(time.Millisecond),
-		lateness[len(lateness)*99/100].Round(time.Millisecond), worstLate.Round(time.Millisecond))
+	slices.Sort(upper)
+	summary := func(d []time.Duration) string {
+		r := func(x time.Duration) time.Duration { return x.Round(time.Millisecond) }
+		return fmt.Sprintf("min %s, median %s, p99 %s, max %s", r(d[0]), r(d[len(d)/2]), r(d[len(d)*99/100]), r(d[len(d)-1]))
+	}
+	t.Logf("drop time minus latest possible expiry: %s", summary(lateness))
+	t.Logf("drop time minus earliest possible expiry: %s", summary(upper))
+	worstEarly, worstLate := lateness[0], upper[len(upper)-1]
 	// A drop can precede the bound by at most the request's own latency.
 	if worstEarly < -3*time.Second {
 		t.Errorf("a user was dropped %s before its lease expired", -worstEarly)
 	}
-	// Timeliness is a speed target, measured, not asserted here (under the
-	// race detector, on a shared machine, revocations run several times
-	// slower); the bound below only catches expiry not working.
-	if worstLate > 30*time.Second {
-		t.Errorf("a user was dropped %s after its lease expired", worstLate)
+	// The target is ±1 s, met on a quiet 2-core machine with or without
+	// the race detector (max ~0.5 s, see docs/operations.md). Under -race
+	// with the 2 cores oversubscribed fourfold, the worst seen was 3.5 s;
+	// maxLateness leaves room above that for a shared CI machine.
+	if worstLate > maxLateness {
+		t.Errorf("a user was dropped up to %s after its lease expired, want at most %s", worstLate, maxLateness)
 	}
 }
+
+// maxLateness bounds how late after its expiry TestLeasesSurviveSIGKILL
+// accepts a PostgreSQL user to be dropped.
+const maxLateness = 8 * time.Second
 
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {

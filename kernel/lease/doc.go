@@ -55,6 +55,15 @@
 // Unsealing does no I/O at all (New reads nothing); the first Run reads the
 // due window only.
 //
+// Run does not wait for the revocations it started before its next walk:
+// a lease that comes due while others are being revoked starts as soon as
+// a slot is free, instead of after the slowest revocation of the previous
+// walk (which made leases due during a long walk late by its length). An
+// in-memory set of the index keys being handled (bounded like the tasks)
+// keeps a walk from starting a second handler for one key; a handler that
+// must look at its key again (due later in its second, a storage error)
+// lowers the next-due second when it finishes.
+//
 // # Revocation and retries
 //
 // Revoking calls Backend.RevokeSecret (outside any lock) and, on success,
@@ -86,7 +95,8 @@
 // Read-modify-writes of one lease (renew, failure bookkeeping, deletion,
 // stale-key checks) hold one of 256 lock stripes chosen by the lease hash,
 // never two at once and never across a Backend call. The manager's own
-// mutex only guards the sweeper's next-due second and the in-flight map.
+// mutex only guards the sweeper's next-due second, the in-flight map and
+// the set of index keys being expired.
 //
 // # What the kernel decides
 //

@@ -7,7 +7,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -19,14 +18,24 @@ const fullSweepEvery = time.Minute
 // Run is the expiry loop: every Interval it revokes the leases that are due
 // (expired, or whose failed revocation is due for another attempt), reading
 // only the due part of the expiry index, with at most Options.Concurrency
-// revocations at once. It returns when ctx is done, after the revocations
-// it started have finished. Call it once per Manager; the kernel starts it
-// at unseal and cancels ctx at seal.
+// revocations at once. It does not wait for the revocations it started
+// before looking again: a lease that comes due while earlier ones are
+// being revoked is started as soon as a slot is free, not after the
+// slowest of them. It returns when ctx is done, after the revocations it
+// started have finished. Call it once per Manager; the kernel starts it at
+// unseal and cancels ctx at seal.
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(m.interval)
 	defer t.Stop()
+	g := m.newGroup()
+	g.report = func(err error) {
+		if ctx.Err() == nil {
+			m.logger.Error("lease: expiring a lease failed", "error", err)
+		}
+	}
+	defer g.Wait()
 	for {
-		if err := m.sweep(ctx); err != nil && ctx.Err() == nil {
+		if err := m.dispatch(ctx, g); err != nil && ctx.Err() == nil {
 			m.logger.Error("lease: expiry sweep failed", "error", err)
 		}
 		select {
@@ -38,8 +47,22 @@ func (m *Manager) Run(ctx context.Context) {
 }
 
 // sweep processes every expiry index key due at now, and returns when
-// they are all processed.
+// they are all processed (Run's work, one round at a time: for tests).
 func (m *Manager) sweep(ctx context.Context) error {
+	g := m.newGroup()
+	err := m.dispatch(ctx, g)
+	_, errs := g.Wait()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// dispatch starts, in g, the handling of every expiry index key due at
+// now that is not already being handled, and returns once they are all
+// started (g.Go waits for a free slot). A handler that must look at its
+// key again lowers nextDue itself when it finishes.
+func (m *Manager) dispatch(ctx context.Context, g *group) error {
 	now := m.now()
 	nowSec := now.Unix()
 	m.mu.Lock()
@@ -53,45 +76,53 @@ func (m *Manager) sweep(ctx context.Context) error {
 	}
 	// Reset before listing: a write that notes a due time after this point
 	// lowers nextDue again; one that noted it before wrote its key before
-	// our List, so we see the key.
+	// our List, so we see the key. A handler still running from an earlier
+	// round lowers it when it finishes, if it must.
 	m.nextDue = math.MaxInt64
 	m.mu.Unlock()
 
-	s := &sweepState{next: math.MaxInt64}
-	defer func() {
-		m.mu.Lock()
-		m.nextDue = min(m.nextDue, s.next)
-		m.mu.Unlock()
-	}()
-
-	g := m.newGroup()
-	err := m.walkDue(ctx, expiryPrefix, 0, 0, nowSec, s, g)
-	_, errs := g.Wait()
+	next := int64(math.MaxInt64) // earliest second not looked at
+	err := m.walkDue(ctx, expiryPrefix, 0, 0, nowSec, &next, g)
 	if err != nil {
-		s.later(0) // look again next time
-		errs = append(errs, err)
+		next = 0 // look again next time
 	}
-	return errors.Join(errs...)
+	m.mu.Lock()
+	m.nextDue = min(m.nextDue, next)
+	m.mu.Unlock()
+	return err
 }
 
-// sweepState collects what the workers of one sweep learn.
-type sweepState struct {
-	mu   sync.Mutex // protects next
-	next int64      // earliest second that still needs a look
+// startExpiring claims an expiry index key for one handler; false when a
+// handler already has it.
+func (m *Manager) startExpiring(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, busy := m.expiring[key]; busy {
+		return false
+	}
+	m.expiring[key] = struct{}{}
+	return true
 }
 
-func (s *sweepState) later(sec int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.next = min(s.next, sec)
+// finishExpiring releases a key claimed by startExpiring; when the key
+// must be looked at again, its second sec becomes due for Run.
+func (m *Manager) finishExpiring(key string, done bool, sec int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.expiring, key)
+	if !done {
+		m.nextDue = min(m.nextDue, sec)
+	}
 }
 
 // walkDue lists one level of the expiry index under prefix (depth 0 = the
 // 2^16 s windows, 1 = the 2^8 s windows, 2 = seconds, 3 = lease hashes)
 // in time order, descending into folders that start at or before nowSec
-// and stopping at the first that starts later. start is the second the
-// folder at prefix starts at.
-func (m *Manager) walkDue(ctx context.Context, prefix string, depth int, start, nowSec int64, s *sweepState, g *group) error {
+// and stopping at the first that starts later (lowering *next to it).
+// start is the second the folder at prefix starts at. Keys already being
+// handled are skipped: their handler reports whether they need another
+// look.
+func (m *Manager) walkDue(ctx context.Context, prefix string, depth int, start, nowSec int64, next *int64, g *group) error {
 	keys, err := m.view.List(ctx, prefix)
 	if err != nil {
 		return fmt.Errorf("lease: list expiry index: %w", err)
@@ -103,14 +134,15 @@ func (m *Manager) walkDue(ctx context.Context, prefix string, depth int, start, 
 				continue
 			}
 			key := prefix + h
+			if !m.startExpiring(key) {
+				continue
+			}
 			if !g.Go(ctx, func() error {
 				done, err := m.expireKey(ctx, key, h)
-				if !done {
-					s.later(sec)
-				}
+				m.finishExpiring(key, done, sec)
 				return err
 			}) {
-				s.later(sec)
+				m.finishExpiring(key, false, sec)
 				return ctx.Err()
 			}
 		}
@@ -125,10 +157,10 @@ func (m *Manager) walkDue(ctx context.Context, prefix string, depth int, start, 
 			continue
 		}
 		if child > nowSec {
-			s.later(child)
+			*next = min(*next, child)
 			return nil
 		}
-		if err := m.walkDue(ctx, prefix+k, depth+1, child, nowSec, s, g); err != nil {
+		if err := m.walkDue(ctx, prefix+k, depth+1, child, nowSec, next, g); err != nil {
 			return err
 		}
 	}

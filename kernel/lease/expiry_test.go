@@ -124,6 +124,75 @@ func TestRunStopsWithRevocationsInFlight(t *testing.T) {
 	}
 }
 
+// TestRunDoesNotWaitForASlowRevocation: while one revocation hangs, Run
+// keeps walking: a lease that comes due meanwhile is revoked, and the
+// hanging one is not handed to a second handler by the later walks.
+func TestRunDoesNotWaitForASlowRevocation(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Interval = time.Millisecond })
+	slow := f.register(t, "creds/ro", time.Second, 0, "")
+	fast := f.register(t, "creds/ro", 2*time.Second, 0, "")
+	release := make(chan struct{})
+	sb := &slowBackend{fakeBackend: f.backend, slowID: slow.ID, release: release}
+	f.m.backend = sb
+	runCtx, cancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() { f.m.Run(runCtx); close(stopped) }()
+	defer func() {
+		cancel()
+		<-stopped
+	}()
+
+	f.clock.Advance(time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for sb.slowCalls.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not start the due revocation")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.clock.Advance(time.Second)
+	for f.exists(t, fast.ID) {
+		if time.Now().After(deadline) {
+			t.Fatal("a lease due during a hanging revocation waited for it")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // many walks
+	if n := sb.slowCalls.Load(); n != 1 {
+		t.Fatalf("the hanging revocation was started %d times", n)
+	}
+	close(release)
+	for f.exists(t, slow.ID) {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow lease was not revoked once released")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := f.backend.revokedCount(slow.ID); n != 1 {
+		t.Fatalf("slow lease revoked %d times", n)
+	}
+}
+
+// slowBackend hangs the revocation of one lease until release is closed.
+type slowBackend struct {
+	*fakeBackend
+	slowID    string
+	release   chan struct{}
+	slowCalls atomic.Int64
+}
+
+func (b *slowBackend) RevokeSecret(ctx context.Context, e *Entry) error {
+	if e.ID == b.slowID {
+		b.slowCalls.Add(1)
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return b.fakeBackend.RevokeSecret(ctx, e)
+}
+
 func TestRestartContinues(t *testing.T) {
 	f := newFixture(t)
 	due := f.register(t, "creds/ro", time.Minute, 0, "")

@@ -179,6 +179,10 @@ type Manager struct {
 	// inflight holds the revocations under way, by lease hash, so
 	// concurrent revocations of one lease call the engine once.
 	inflight map[string]*call
+	// expiring holds the expiry index keys Run's handlers are working on
+	// (at most the tasks bound), so that Run, which does not wait for
+	// them, never starts a second handler for one key.
+	expiring map[string]struct{}
 }
 
 // call is one revocation in flight; err is set before done is closed.
@@ -211,6 +215,7 @@ func New(view logical.Storage, opts Options) (*Manager, error) {
 		calls:       make(chan struct{}, opts.Concurrency),
 		tasks:       make(chan struct{}, opts.Concurrency*tasksPerCall),
 		inflight:    map[string]*call{},
+		expiring:    map[string]struct{}{},
 	}, nil
 }
 

@@ -325,6 +325,10 @@ type group struct {
 	sem chan struct{}
 	wg  sync.WaitGroup
 
+	// report, when set, receives every error instead of Wait (Run's
+	// group lives as long as Run and must not accumulate them).
+	report func(error)
+
 	mu     sync.Mutex // protects the fields below
 	failed int        // calls that returned ErrRevokeFailed
 	errs   []error    // other errors
@@ -344,6 +348,10 @@ func (g *group) Go(ctx context.Context, f func() error) bool {
 		defer func() { <-g.sem }()
 		err := f()
 		if err == nil {
+			return
+		}
+		if g.report != nil {
+			g.report(err)
 			return
 		}
 		g.mu.Lock()

@@ -33,6 +33,11 @@ type backend struct {
 	// staticLocks serialise the rotation of one static role.
 	staticLocks stripes[sync.Mutex]
 
+	// warmOnce starts warmPools; warmStop and warmDone stop it (cleanup).
+	warmOnce sync.Once
+	warmStop context.CancelFunc
+	warmDone chan struct{}
+
 	mu sync.Mutex // protects the fields below
 	// gen counts invalidations: a pool built from a configuration read
 	// before one is used once and not cached.
@@ -58,14 +63,15 @@ func newBackend(conf *logical.BackendConfig, now func() time.Time) (*backend, er
 	}
 	b := &backend{view: conf.StorageView, logger: conf.Logger, now: now, conns: map[string]*connEntry{}}
 	b.Backend = &framework.Backend{
-		Help:         backendHelp,
-		BackendType:  logical.TypeSecret,
-		Paths:        b.paths(),
-		SecretRenew:  b.credsRenew,
-		SecretRevoke: b.credsRevoke,
-		PeriodicFunc: b.periodic,
-		Invalidate:   b.invalidate,
-		Clean:        b.cleanup,
+		Help:           backendHelp,
+		BackendType:    logical.TypeSecret,
+		Paths:          b.paths(),
+		SecretRenew:    b.credsRenew,
+		SecretRevoke:   b.credsRevoke,
+		PeriodicFunc:   b.periodic,
+		Invalidate:     b.invalidate,
+		Clean:          b.cleanup,
+		InitializeFunc: b.initialize,
 	}
 	if err := b.Backend.Initialize(context.Background()); err != nil {
 		return nil, err
@@ -195,8 +201,67 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
+// warmConns is how many connections of each pool warmPools opens: the
+// lease manager's default number of concurrent revocations (the pool's
+// maximum when smaller).
+const warmConns = 16
+
+// initialize starts warmPools once (the host initializes a mount after
+// Factory, which initializes it too, to compile its paths).
+func (b *backend) initialize(context.Context) error {
+	if b.view == nil {
+		return nil
+	}
+	b.warmOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		b.warmStop, b.warmDone = cancel, make(chan struct{})
+		go func() {
+			defer close(b.warmDone)
+			b.warmPools(ctx)
+		}()
+	})
+	return nil
+}
+
+// warmPools opens the pool of every database configuration, with
+// connections ready, in the background when the mount is set up (at
+// unseal): after a restart, the first requests are often the revocations
+// of leases that came due while the server was down, and a cold pool
+// makes each of them wait for a connection. A configuration whose root
+// rotation was interrupted is left to its first request, which settles it;
+// failures are only logged (the database may be down: requests report
+// it).
+func (b *backend) warmPools(ctx context.Context) {
+	names, err := b.view.List(ctx, configPrefix)
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		if ctx.Err() != nil {
+			return
+		}
+		cfg, err := loadConfig(ctx, b.view, name)
+		if err != nil || cfg == nil || cfg.PendingPassword != "" {
+			continue
+		}
+		e, err := b.acquire(ctx, b.view, name)
+		if err != nil {
+			continue
+		}
+		if err := e.db.Warm(ctx, warmConns); err != nil && ctx.Err() == nil && b.logger != nil {
+			b.logger.Debug("database: warming the connection pool failed", "database", name, "error", err.Error())
+		}
+		b.release(e)
+	}
+}
+
 // cleanup closes every pool when the mount goes away.
 func (b *backend) cleanup(context.Context) {
+	b.warmOnce.Do(func() {}) // orders this after initialize, or prevents it
+	if b.warmStop != nil {
+		b.warmStop()
+		<-b.warmDone
+	}
 	b.mu.Lock()
 	names := make([]string, 0, len(b.conns))
 	for n := range b.conns {

@@ -171,6 +171,81 @@ func TestRevokeCustomStatementsAndDeletedRole(t *testing.T) {
 	}
 }
 
+// TestDefaultRevocationPrivileges: the default revocation takes away every
+// kind of privilege it knows (database, schema, table, column, function)
+// in its single transaction, with users of one table revoked at once;
+// a user owning an object makes DROP ROLE fail after the REVOKEs ran one
+// by one, and the user stays, unable to log in, for the next attempt.
+func TestDefaultRevocationPrivileges(t *testing.T) {
+	e := newEnv(t)
+	e.configure("pg", nil)
+	table, fn := uniqueName(t, "t"), uniqueName(t, "f")
+	sqlExec(t, "CREATE TABLE "+ident(table)+" (x int, y int)")
+	sqlExec(t, "CREATE FUNCTION "+ident(fn)+"() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+	var dbname string
+	if err := srv.QueryRow(context.Background(), []any{&dbname}, "SELECT current_database()"); err != nil {
+		t.Fatal(err)
+	}
+	role := readOnlyRole(table)
+	role["creation_statements"] = []any{
+		`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+		`GRANT CONNECT, TEMPORARY ON DATABASE ` + ident(dbname) + ` TO "{{name}}";`,
+		`GRANT USAGE, CREATE ON SCHEMA public TO "{{name}}";`,
+		`GRANT SELECT ON ` + ident(table) + ` TO "{{name}}";`,
+		`GRANT UPDATE (y) ON ` + ident(table) + ` TO "{{name}}";`,
+		`GRANT EXECUTE ON FUNCTION ` + ident(fn) + `() TO "{{name}}";`,
+	}
+	e.ok(logical.UpdateOperation, "roles/all", role)
+	const n = 6
+	users := make([]string, n)
+	secs := make([]*logical.Secret, n)
+	for i := range n {
+		users[i], _, secs[i] = e.creds("all")
+	}
+	errs := make(chan error, n)
+	for _, sec := range secs {
+		go func() { errs <- e.revoke(sec) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+	}
+	for _, u := range users {
+		if roleExists(t, u) {
+			t.Fatalf("user %s survived the default revocation", u)
+		}
+	}
+
+	// A user that owns a table cannot be dropped without statements that
+	// hand it over: the revocation fails, and its privileges (pg_shdepend
+	// rows of kind 'a') are gone anyway.
+	user, pw, sec := e.creds("all")
+	owned := uniqueName(t, "owned")
+	mustLogin(t, user, pw, "CREATE TABLE "+ident(owned)+" (z int)")
+	err := e.revoke(sec)
+	if err == nil || !strings.Contains(err.Error(), "DROP ROLE") {
+		t.Fatalf("revoking the owner of a table: %v, want a DROP ROLE failure", err)
+	}
+	if !roleExists(t, user) {
+		t.Fatal("the owner was dropped")
+	}
+	mustNotLogin(t, user, pw)
+	var grants int
+	if err := srv.QueryRow(context.Background(), []any{&grants},
+		`SELECT count(*) FROM pg_shdepend WHERE deptype = 'a' AND refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
+		user); err != nil {
+		t.Fatal(err)
+	}
+	if grants != 0 {
+		t.Fatalf("%d privileges left after the failed revocation", grants)
+	}
+	sqlExec(t, "DROP TABLE "+ident(owned))
+	if err := e.revoke(sec); err != nil || roleExists(t, user) {
+		t.Fatalf("revocation once the table is gone: %v", err)
+	}
+}
+
 // TestRevokeRetriesWhileConfigMissing: revocation fails while the
 // configuration is missing and succeeds once it is back, so the kernel's
 // retries drop the user.

@@ -64,8 +64,14 @@
 //
 // # Pools
 //
-// Each configuration has one pgx pool (max_open_connections), built on
-// first use and cached. A configuration write, delete, reset, root
-// rotation or InvalidateKey("config/<name>") drops it; requests already
-// using the old pool finish on it, and the last one closes it.
+// Each configuration has one pgx pool (max_open_connections, default 4),
+// built on first use and cached. When the mount is initialized (at unseal)
+// a background goroutine, stopped by Clean, builds the pool of every
+// configuration and opens up to 16 of its connections, so that the
+// revocations of leases that came due while the server was down do not
+// each wait for a connection; it skips a configuration with an
+// interrupted root rotation (its first request settles it) and only logs
+// failures. A configuration write, delete, reset, root rotation or
+// InvalidateKey("config/<name>") drops a pool; requests already using the
+// old pool finish on it, and the last one closes it.
 package database

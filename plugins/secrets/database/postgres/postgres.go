@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -171,6 +172,44 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Warm opens up to n of the pool's connections at once (no more than its
+// maximum) and runs the revocation's catalog query on each, so that the
+// requests that follow find connections open and the server backends'
+// catalog caches filled: on a cold pool the first revocations each wait
+// for a connection (and its password exchange) and run several times
+// slower on a fresh backend. It returns the first error.
+func (db *DB) Warm(ctx context.Context, n int) error {
+	n = min(n, int(db.pool.Config().MaxConns))
+	conns := make(chan *pgxpool.Conn, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			c, err := db.acquire(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns <- c // held until all are open, so that they are distinct
+			var sessions int64
+			var schemas []string
+			var onDB bool
+			var dbname string
+			err = c.QueryRow(ctx, fmt.Sprintf(revokeInfoQuery, "pg_backend_pid()"), "").Scan(&sessions, &schemas, &onDB, &dbname)
+			if err != nil {
+				errs <- classify(err, "warming a connection", db.cfg.secrets()...)
+			}
+		})
+	}
+	wg.Wait()
+	close(conns)
+	for c := range conns {
+		c.Release()
+	}
+	close(errs)
+	return <-errs // nil when closed and empty
+}
+
 // User is a database user to create.
 type User struct {
 	Name       string
@@ -241,12 +280,22 @@ func (db *DB) SetPassword(ctx context.Context, tmpls []string, name, password st
 
 // RevokeUser removes a user. It is idempotent: a user that does not exist
 // is already revoked. Otherwise it first stops the user from logging in
-// (ALTER ROLE ... NOLOGIN) and terminates the user's sessions, so that no
-// session outlives the revocation, then runs the revocation templates in
-// one transaction or, when there are none, the default revocation: revoke
-// the user's privileges in every schema where it holds any and on the
-// database, then DROP ROLE. Objects the user owns make DROP ROLE fail;
-// revocation statements with REASSIGN OWNED / DROP OWNED handle them.
+// (ALTER ROLE ... NOLOGIN, committed on its own) and terminates the user's
+// sessions, so that no session outlives the revocation, then runs the
+// revocation templates in one transaction or, when there are none, the
+// default revocation: revoke the user's privileges in every schema where
+// it holds any and on the database, then DROP ROLE. Objects the user owns
+// make DROP ROLE fail; revocation statements with REASSIGN OWNED / DROP
+// OWNED handle them.
+//
+// The default revocation takes three round trips: NOLOGIN; one query that
+// terminates the sessions and lists the privileges; one multi-statement
+// transaction with the REVOKEs and DROP ROLE. It revokes on the database
+// only when the user holds a privilege there: a REVOKE rewrites the
+// database's catalog row even when it changes nothing, and concurrent
+// revocations would queue on that one row (and retry "tuple concurrently
+// updated"). When the single transaction fails for a reason other than a
+// lost race, the REVOKEs are run one by one, best effort, as before.
 func (db *DB) RevokeUser(ctx context.Context, tmpls []string, name string) error {
 	var stmts []string
 	if len(tmpls) > 0 {
@@ -260,25 +309,24 @@ func (db *DB) RevokeUser(ctx context.Context, tmpls []string, name string) error
 		return err
 	}
 	defer c.Release()
-	ok, err := userExists(ctx, c, name)
-	if err != nil {
-		return classify(err, "revocation", name)
-	}
-	if !ok {
-		return nil
-	}
 	ident := pgx.Identifier{name}.Sanitize()
 	if _, err := c.Exec(ctx, "ALTER ROLE "+ident+" NOLOGIN"); err != nil {
+		if e := classify(err, "revocation: disabling login", name); e.SQLState == codeUndefinedObject {
+			return nil // no such user: already revoked
+		}
 		return classify(err, "revocation: disabling login", name)
 	}
-	if err := terminateSessions(ctx, c, name); err != nil {
-		return err
-	}
 	if len(stmts) > 0 {
+		if err := terminateSessions(ctx, c, name); err != nil {
+			return err
+		}
 		return execTx(ctx, c, "revocation", stmts, name)
 	}
 	return defaultRevoke(ctx, c, name)
 }
+
+// codeUndefinedObject is the SQLSTATE of ALTER ROLE on a missing role.
+const codeUndefinedObject = "42704"
 
 func (db *DB) acquire(ctx context.Context) (*pgxpool.Conn, error) {
 	c, err := db.pool.Acquire(ctx)
@@ -325,6 +373,12 @@ const txAttempts = 6
 // one object raise. Statements run through the simple protocol (no
 // arguments), so one may hold several commands.
 func execTx(ctx context.Context, c *pgxpool.Conn, what string, stmts []string, secrets ...string) error {
+	return retryRaces(ctx, func() *Error { return execTxOnce(ctx, c, what, stmts, secrets...) })
+}
+
+// retryRaces runs once up to txAttempts times, while it fails with an
+// Error that lost a race (after a short random pause).
+func retryRaces(ctx context.Context, once func() *Error) error {
 	var err *Error
 	for attempt := range txAttempts {
 		if attempt > 0 {
@@ -334,7 +388,7 @@ func execTx(ctx context.Context, c *pgxpool.Conn, what string, stmts []string, s
 				return err
 			}
 		}
-		if err = execTxOnce(ctx, c, what, stmts, secrets...); err == nil || !err.retryable {
+		if err = once(); err == nil || !err.retryable {
 			break
 		}
 	}
@@ -416,19 +470,48 @@ SELECT DISTINCT nspname FROM (
     aclexplode(p.proacl) a, r WHERE a.grantee = r.oid
 ) s`
 
-// defaultRevoke is the revocation without statements, after Vault's: the
-// REVOKEs are best effort (each on its own, failures other than lost races
-// ignored, so that as much access as possible goes), DROP ROLE must
-// succeed.
+// revokeInfoQuery terminates the role's sessions (%s is the call of
+// pg_terminate_backend for the server's version) and answers the schemas
+// where it holds a privilege, whether it holds one on the current
+// database, and that database's name: one round trip. The privileges a
+// role holds are in pg_shdepend (deptype 'a'), which DROP ROLE checks and
+// which is indexed by role; grantSchemasQuery, which scans the catalogs,
+// runs only when that index shows a privilege on something other than the
+// database (most dynamic users hold none, or only CONNECT).
+const revokeInfoQuery = `
+WITH acl AS (
+  SELECT s.classid, s.objid FROM pg_shdepend s
+  WHERE s.refclassid = 'pg_authid'::regclass AND s.deptype = 'a'
+    AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)
+    AND s.dbid IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())))
+SELECT (SELECT count(%s) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()),
+  CASE WHEN EXISTS (SELECT 1 FROM acl WHERE classid <> 'pg_database'::regclass)
+    THEN ARRAY(` + grantSchemasQuery + `) ELSE '{}' END,
+  EXISTS (SELECT 1 FROM acl WHERE classid = 'pg_database'::regclass
+    AND objid = (SELECT oid FROM pg_database WHERE datname = current_database())),
+  current_database()`
+
+// defaultRevoke is the revocation without statements, after Vault's, once
+// login is disabled: it terminates the user's sessions, then runs the
+// REVOKEs of the privileges the user holds and DROP ROLE as one
+// transaction in one round trip. If that transaction fails for a reason
+// other than a lost race, it falls back to the REVOKEs one by one, best
+// effort (failures other than lost races ignored, so that as much access
+// as possible goes), and DROP ROLE, which must succeed.
 func defaultRevoke(ctx context.Context, c *pgxpool.Conn, name string) error {
 	ident := pgx.Identifier{name}.Sanitize()
-	rows, err := c.Query(ctx, grantSchemasQuery, name)
-	if err != nil {
-		return classify(err, "revocation: listing privileges", name)
+	term := "pg_terminate_backend(pid)"
+	if serverMajor(c) >= 14 {
+		term = "pg_terminate_backend(pid, 5000)" // wait up to 5 s for each
 	}
-	schemas, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return classify(err, "revocation: listing privileges", name)
+	var (
+		sessions int64
+		schemas  []string
+		onDB     bool
+		dbname   string
+	)
+	if err := c.QueryRow(ctx, fmt.Sprintf(revokeInfoQuery, term), name).Scan(&sessions, &schemas, &onDB, &dbname); err != nil {
+		return classify(err, "revocation: terminating sessions and listing privileges", name)
 	}
 	var revokes []string
 	for _, s := range schemas {
@@ -439,11 +522,20 @@ func defaultRevoke(ctx context.Context, c *pgxpool.Conn, name string) error {
 			"REVOKE ALL PRIVILEGES ON ALL FUNCTIONS IN SCHEMA "+sch+" FROM "+ident,
 			"REVOKE ALL PRIVILEGES ON SCHEMA "+sch+" FROM "+ident)
 	}
-	var dbname string
-	if err := c.QueryRow(ctx, "SELECT current_database()").Scan(&dbname); err != nil {
-		return classify(err, "revocation", name)
+	if onDB {
+		revokes = append(revokes, "REVOKE ALL PRIVILEGES ON DATABASE "+pgx.Identifier{dbname}.Sanitize()+" FROM "+ident)
 	}
-	revokes = append(revokes, "REVOKE ALL PRIVILEGES ON DATABASE "+pgx.Identifier{dbname}.Sanitize()+" FROM "+ident)
+	drop := "DROP ROLE IF EXISTS " + ident
+	// The statements of one simple-protocol query run as one transaction.
+	err := retryRaces(ctx, func() *Error {
+		if _, err := c.Exec(ctx, strings.Join(append(revokes, drop), ";\n")); err != nil {
+			return classify(err, "revocation", name)
+		}
+		return nil
+	})
+	if err == nil || len(revokes) == 0 || ctx.Err() != nil {
+		return err
+	}
 	for _, q := range revokes {
 		// Each REVOKE is its own transaction, retried when it races another
 		// change of the same object's privileges (concurrent revocations of
@@ -452,5 +544,5 @@ func defaultRevoke(ctx context.Context, c *pgxpool.Conn, name string) error {
 			return err
 		}
 	}
-	return execTx(ctx, c, "revocation: DROP ROLE", []string{"DROP ROLE IF EXISTS " + ident}, name)
+	return execTx(ctx, c, "revocation: DROP ROLE", []string{drop}, name)
 }
