@@ -14,6 +14,9 @@ import (
 // replicated (storage "pebble"): HA is then reported disabled.
 type Cluster interface {
 	ClusterStatus() ClusterStatus
+	// StepDown hands leadership to another voter (sys/step-down); an
+	// error when there is none.
+	StepDown(ctx context.Context) error
 }
 
 // ClusterStatus is a point-in-time view of the cluster from this node.
@@ -96,6 +99,11 @@ func (s *system) clusterPaths() []*framework.Path {
 			HelpSynopsis: "The nodes of the cluster and which one is active.",
 		},
 		{
+			Pattern:      "step-down",
+			Operations:   map[logical.Operation]framework.OperationFunc{logical.UpdateOperation: s.stepDown},
+			HelpSynopsis: "Hand the active duties to another node (raft leadership transfer).",
+		},
+		{
 			Pattern:      "storage/raft/configuration",
 			Operations:   map[logical.Operation]framework.OperationFunc{logical.ReadOperation: s.raftConfiguration},
 			HelpSynopsis: "The raft configuration: every server, its address, whether it votes and which leads.",
@@ -139,4 +147,14 @@ func (s *system) raftConfiguration(ctx context.Context, req *logical.Request, d 
 		})
 	}
 	return &logical.Response{Data: map[string]any{"config": map[string]any{"index": st.CommitIndex, "servers": servers}}}, nil
+}
+
+func (s *system) stepDown(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if _, err := s.clusterStatus(); err != nil {
+		return nil, err
+	}
+	if err := s.core.cfg.Cluster.StepDown(ctx); err != nil {
+		return nil, logical.InvalidRequest("step down: %v", err)
+	}
+	return nil, nil
 }

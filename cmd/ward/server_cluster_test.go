@@ -52,6 +52,14 @@ func TestClusterEndpointsOneNode(t *testing.T) {
 		t.Errorf("raft configuration without a token: %v", err)
 	}
 
+	// The only voter has nobody to hand over to: 400, and it stays active.
+	if _, err := c.Logical().Write("sys/step-down", nil); err == nil || !strings.Contains(err.Error(), "no other voter") {
+		t.Errorf("step-down of a one-node cluster: %v", err)
+	}
+	if leader, err := c.Sys().Leader(); err != nil || !leader.IsSelf {
+		t.Errorf("after a refused step-down: %+v, %v", leader, err)
+	}
+
 	plain := startServer(t, serverOpts{storage: "pebble"})
 	_, root = plain.initUnseal(1, 1)
 	pc := plain.client(root)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -134,3 +135,6 @@ func (c *raftCluster) ClusterStatus() kernel.ClusterStatus {
 	}
 	return out
 }
+
+// StepDown implements kernel.Cluster.
+func (c *raftCluster) StepDown(ctx context.Context) error { return c.node.StepDown(ctx) }

@@ -1042,6 +1042,53 @@ func (n *Node) TransferLeadership(ctx context.Context, transferee uint64) error 
 	return n.do(ctx, func() { n.rn.TransferLeader(transferee) })
 }
 
+// ErrNoTransferee: StepDown found no other voter to hand leadership to.
+var ErrNoTransferee = errors.New("raft: no other voter can take over")
+
+// StepDown hands leadership to the voter whose log is the most up to date
+// and returns once this node no longer leads (sys/step-down). It fails
+// when this node does not lead, when it is the only voter, or when no
+// other node has taken over within two election timeouts.
+func (n *Node) StepDown(ctx context.Context) error {
+	var to uint64
+	var leads bool
+	if err := n.do(ctx, func() {
+		st := n.rn.Status()
+		if leads = st.RaftState == raft.StateLeader; !leads {
+			return
+		}
+		var best uint64
+		for id, pr := range st.Progress {
+			if id != n.id && !pr.IsLearner && (to == 0 || pr.Match > best) {
+				to, best = id, pr.Match
+			}
+		}
+		if to != 0 {
+			n.rn.TransferLeader(to)
+		}
+	}); err != nil {
+		return err
+	}
+	switch {
+	case !leads:
+		return errors.New("raft: this node does not lead")
+	case to == 0:
+		return ErrNoTransferee
+	}
+	deadline := time.Now().Add(2 * time.Duration(n.cfg.ElectionTicks) * n.cfg.TickInterval)
+	for n.Status().Leader == n.id {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("raft: node %d did not take over in time", to)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(n.cfg.TickInterval):
+		}
+	}
+	return nil
+}
+
 // AddLearner adds a non-voting member, which catches up (by snapshot) before
 // it is promoted with AddVoter. It returns once the change is applied here.
 func (n *Node) AddLearner(ctx context.Context, id uint64) error {
