@@ -90,6 +90,13 @@ type Config struct {
 	PebbleLogger pebble.Logger
 	// CacheSize is Pebble's block cache in bytes (default 64 MiB).
 	CacheSize int64
+
+	// OnApply, if set, is told the storage keys each applied batch of
+	// entries wrote or deleted, on every node, once they are readable
+	// here; nil keys mean anything may have changed (a snapshot replaced
+	// the state). It runs on the raft goroutine: it must return quickly
+	// and must not call the Node (hand the keys to another goroutine).
+	OnApply func(keys []string)
 }
 
 // withDefaults validates c and returns it with every unset field defaulted.

@@ -744,6 +744,9 @@ func (n *Node) snapshotApplied() {
 		}
 	}
 	n.setApplied(n.st.index)
+	if n.cfg.OnApply != nil {
+		n.cfg.OnApply(nil)
+	}
 }
 
 func (n *Node) dropUnusedSnapshots() {
@@ -761,6 +764,7 @@ func (n *Node) apply(ents []*pb.Entry) error {
 	defer b.Close()
 	st := n.st
 	inBatch := map[reqID]uint64{}
+	var changed []string
 	var done []*proposal
 	var doneErr []error
 	selfRemoved := false
@@ -783,6 +787,9 @@ func (n *Node) apply(ents []*pb.Entry) error {
 			}
 			if !dup {
 				for _, o := range cmd.ops {
+					if n.cfg.OnApply != nil {
+						changed = append(changed, o.key)
+					}
 					if o.put {
 						err = b.Set(kvKey(o.key), o.value, nil)
 					} else {
@@ -857,6 +864,9 @@ func (n *Node) apply(ents []*pb.Entry) error {
 		n.markRemoved()
 	}
 	n.setApplied(st.index)
+	if n.cfg.OnApply != nil && len(changed) > 0 {
+		n.cfg.OnApply(changed)
+	}
 	return nil
 }
 
