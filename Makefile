@@ -14,9 +14,12 @@ build: wasm
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/ward
 
 ## wasm: the first-party plugins built as WASM modules, in bin/plugins
-# (a dev server registers every module there: kv-wasm, and transit in place
-# of its process build).
-WASM_PLUGINS := kv-wasm=./plugins/secrets/kv/cmd/kv-wasm transit=./plugins/secrets/transit/cmd/transit-wasm
+# (a dev server registers every module there under its file name: transit
+# in place of its process build; kv-wasm, userpass-wasm, approle-wasm and
+# jwt-wasm beside the builtins kv, userpass, approle and jwt).
+WASM_PLUGINS := kv-wasm=./plugins/secrets/kv/cmd/kv-wasm transit=./plugins/secrets/transit/cmd/transit-wasm \
+	userpass-wasm=./plugins/auth/userpass/cmd/userpass-wasm approle-wasm=./plugins/auth/approle/cmd/approle-wasm \
+	jwt-wasm=./plugins/auth/jwt/cmd/jwt-wasm
 wasm:
 	@mkdir -p bin/plugins
 	@for p in $(WASM_PLUGINS); do \

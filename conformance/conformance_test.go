@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wardproject/ward/plugins/secrets/database/pgtest"
+	"github.com/wardproject/ward/sdk/logical"
 )
 
 var update = flag.Bool("update", false, "rewrite golden.txt from the registry")
@@ -174,15 +175,27 @@ func TestFirstParty(t *testing.T) {
 // -race (wazero's compiler is several times slower under the race
 // detector).
 func TestWasm(t *testing.T) {
-	modules := map[string]string{"kv": "../plugins/secrets/kv/cmd/kv-wasm", "transit": "../plugins/secrets/transit/cmd/transit-wasm"}
+	type module struct {
+		pkg string
+		typ logical.BackendType
+	}
+	modules := map[string]module{
+		"kv":       {"../plugins/secrets/kv/cmd/kv-wasm", logical.TypeSecret},
+		"transit":  {"../plugins/secrets/transit/cmd/transit-wasm", logical.TypeSecret},
+		"userpass": {"../plugins/auth/userpass/cmd/userpass-wasm", logical.TypeAuth},
+		"approle":  {"../plugins/auth/approle/cmd/approle-wasm", logical.TypeAuth},
+		"jwt":      {"../plugins/auth/jwt/cmd/jwt-wasm", logical.TypeAuth},
+	}
 	dir := t.TempDir()
 	args := []string{"build", "-buildmode=c-shared", "-o"}
-	for name, pkg := range modules {
-		build := exec.Command("go", append(args, filepath.Join(dir, name+".wasm"), pkg)...)
+	var wasmFiles []string
+	for name, m := range modules {
+		build := exec.Command("go", append(args, filepath.Join(dir, name+".wasm"), m.pkg)...)
 		build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("build %s.wasm: %v\n%s", name, err, out)
 		}
+		wasmFiles = append(wasmFiles, filepath.Join(dir, name+".wasm"))
 	}
 	cacheDir := os.Getenv("WARD_WASM_TEST_CACHE")
 	if cacheDir == "" {
@@ -197,10 +210,10 @@ func TestWasm(t *testing.T) {
 		"-ldflags=-X github.com/tetratelabs/wazero/internal/version.version=dev", "../wasm/testdata/cachewarm").CombinedOutput(); err != nil {
 		t.Fatalf("build cachewarm: %v\n%s", err, out)
 	}
-	if out, err := exec.Command(warm, cacheDir, filepath.Join(dir, "kv.wasm"), filepath.Join(dir, "transit.wasm")).CombinedOutput(); err != nil {
+	if out, err := exec.Command(warm, append([]string{cacheDir}, wasmFiles...)...).CombinedOutput(); err != nil {
 		t.Fatalf("cachewarm: %v\n%s", err, out)
 	}
-	for name := range modules {
+	for name, m := range modules {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			bin, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
@@ -218,7 +231,7 @@ func TestWasm(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			defer target.Close(ctx)
-			requirePass(t, Run(ctx, target, Options{Type: "secret", Fixture: f, Source: name + ".wasm"}))
+			requirePass(t, Run(ctx, target, Options{Type: m.typ, Fixture: f, Source: name + ".wasm"}))
 		})
 	}
 }

@@ -15,10 +15,11 @@ import (
 // package's tests and warmed by a helper built without -race: wazero
 // compiles a Go guest in seconds, but in about a minute under -race.
 var wasmGuestSources = map[string]string{
-	"kv-wasm":  "../../plugins/secrets/kv/cmd/kv-wasm",
-	"probe":    "../../wasm/testdata/guests/probe",
-	"fsimport": "../../wasm/testdata/guests/fsimport",
-	"abiv2":    "../../wasm/testdata/guests/abiv2",
+	"kv-wasm":       "../../plugins/secrets/kv/cmd/kv-wasm",
+	"userpass-wasm": "../../plugins/auth/userpass/cmd/userpass-wasm",
+	"probe":         "../../wasm/testdata/guests/probe",
+	"fsimport":      "../../wasm/testdata/guests/fsimport",
+	"abiv2":         "../../wasm/testdata/guests/abiv2",
 }
 
 var wasmGuests struct {
@@ -72,7 +73,7 @@ func buildWasmGuests() {
 		wasmGuests.err = fmt.Errorf("build cachewarm: %v\n%s", err, out)
 		return
 	}
-	args := []string{wasmGuests.cache, filepath.Join(dir, "kv-wasm.wasm"), filepath.Join(dir, "probe.wasm")}
+	args := []string{wasmGuests.cache, filepath.Join(dir, "kv-wasm.wasm"), filepath.Join(dir, "userpass-wasm.wasm"), filepath.Join(dir, "probe.wasm")}
 	if out, err := exec.Command(warm, args...).CombinedOutput(); err != nil {
 		wasmGuests.err = fmt.Errorf("cachewarm: %v\n%s", err, out)
 	}

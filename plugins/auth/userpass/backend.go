@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/wardproject/ward/sdk/framework"
+	"github.com/wardproject/ward/sdk/keylock"
 	"github.com/wardproject/ward/sdk/logical"
 )
 
@@ -36,7 +37,13 @@ type backend struct {
 	// compare checks a password against a hash; tests count its calls.
 	compare func(hash, password []byte) error
 
-	locks userLocks
+	// locks serialise read-modify-write cycles on one user (by name), so
+	// concurrent updates of different fields of one user (say a password
+	// and a policy change) cannot lose one another. In a WASM module they
+	// are the mount's host locks, which serialise the cycle across
+	// instances too (wasmguest.ServeOpts.ConcurrentWrites). Logins do not
+	// lock: they read one whole record, which every write replaces whole.
+	locks keylock.Set
 }
 
 var _ logical.Backend = (*backend)(nil)
@@ -107,27 +114,6 @@ func (b *backend) warn(msg string, args ...any) {
 	if b.logger != nil {
 		b.logger.Warn(msg, args...)
 	}
-}
-
-// userLocks serialises read-modify-write cycles on one user within this
-// process, so concurrent updates of different fields of one user (say a
-// password and a policy change) cannot lose one another. Usernames hash
-// onto a fixed set of stripes. Logins do not lock: they read one whole
-// record, which every write replaces whole.
-type userLocks struct {
-	stripes [lockStripes]sync.Mutex
-}
-
-const lockStripes = 64
-
-// forUser returns the lock of the user's stripe.
-func (l *userLocks) forUser(name string) *sync.Mutex {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(name); i++ {
-		h ^= uint32(name[i])
-		h *= 16777619
-	}
-	return &l.stripes[h%lockStripes]
 }
 
 // userEntry is the record at user/<username>.

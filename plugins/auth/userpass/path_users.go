@@ -150,9 +150,8 @@ func (b *backend) pathUserWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 
-	mu := b.locks.forUser(name)
-	mu.Lock()
-	defer mu.Unlock()
+	b.locks.Lock(name)
+	defer b.locks.Unlock(name)
 	u, err := getUser(ctx, s, name)
 	if err != nil {
 		return nil, err
@@ -214,9 +213,8 @@ func (b *backend) pathUserDelete(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
-	mu := b.locks.forUser(name)
-	mu.Lock()
-	defer mu.Unlock()
+	b.locks.Lock(name)
+	defer b.locks.Unlock(name)
 	return nil, s.Delete(ctx, userPrefix+name)
 }
 
@@ -267,9 +265,8 @@ func (b *backend) pathUserPolicies(ctx context.Context, req *logical.Request, d 
 
 // updateUser applies change to an existing user under the user's lock.
 func (b *backend) updateUser(ctx context.Context, s logical.Storage, name string, change func(*userEntry) error) error {
-	mu := b.locks.forUser(name)
-	mu.Lock()
-	defer mu.Unlock()
+	b.locks.Lock(name)
+	defer b.locks.Unlock(name)
 	u, err := getUser(ctx, s, name)
 	if err != nil {
 		return err
