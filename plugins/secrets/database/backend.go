@@ -206,50 +206,59 @@ func (b *backend) invalidate(_ context.Context, key string) {
 // maximum when smaller).
 const warmConns = 16
 
-// initialize starts warmPools once (the host initializes a mount after
-// Factory, which initializes it too, to compile its paths).
-func (b *backend) initialize(context.Context) error {
+// initialize opens the pool of every database configuration once (the
+// host initializes a mount after Factory, which initializes it too, to
+// compile its paths) and fills them with connections in the background.
+func (b *backend) initialize(ctx context.Context) error {
 	if b.view == nil {
 		return nil
 	}
 	b.warmOnce.Do(func() {
-		ctx, cancel := context.WithCancel(context.Background())
+		pools := b.openPools(ctx)
+		wctx, cancel := context.WithCancel(context.Background())
 		b.warmStop, b.warmDone = cancel, make(chan struct{})
 		go func() {
 			defer close(b.warmDone)
-			b.warmPools(ctx)
+			b.warmPools(wctx, pools)
 		}()
 	})
 	return nil
 }
 
-// warmPools opens the pool of every database configuration, with
-// connections ready, in the background when the mount is set up (at
-// unseal): after a restart, the first requests are often the revocations
-// of leases that came due while the server was down, and a cold pool
-// makes each of them wait for a connection. A configuration whose root
-// rotation was interrupted is left to its first request, which settles it;
-// failures are only logged (the database may be down: requests report
-// it).
-func (b *backend) warmPools(ctx context.Context) {
+// openPools reads every database configuration and opens its pool (no
+// connection yet), while the mount is being set up: the background part
+// of warming then touches no storage, so it never runs storage calls on a
+// request's behalf. A configuration whose root rotation was interrupted
+// is left to its first request, which settles it.
+func (b *backend) openPools(ctx context.Context) []*connEntry {
 	names, err := b.view.List(ctx, configPrefix)
 	if err != nil {
-		return
+		return nil
 	}
+	var pools []*connEntry
 	for _, name := range names {
-		if ctx.Err() != nil {
-			return
-		}
 		cfg, err := loadConfig(ctx, b.view, name)
 		if err != nil || cfg == nil || cfg.PendingPassword != "" {
 			continue
 		}
-		e, err := b.acquire(ctx, b.view, name)
-		if err != nil {
-			continue
+		if e, err := b.acquire(ctx, b.view, name); err == nil {
+			pools = append(pools, e)
 		}
-		if err := e.db.Warm(ctx, warmConns); err != nil && ctx.Err() == nil && b.logger != nil {
-			b.logger.Debug("database: warming the connection pool failed", "database", name, "error", err.Error())
+	}
+	return pools
+}
+
+// warmPools opens connections in the pools, in the background: after a
+// restart, the first requests are often the revocations of leases that
+// came due while the server was down, and a cold pool makes each of them
+// wait for a connection. Failures are only logged (the database may be
+// down: requests report it).
+func (b *backend) warmPools(ctx context.Context, pools []*connEntry) {
+	for _, e := range pools {
+		if ctx.Err() == nil {
+			if err := e.db.Warm(ctx, warmConns); err != nil && ctx.Err() == nil && b.logger != nil {
+				b.logger.Debug("database: warming a connection pool failed", "error", err.Error())
+			}
 		}
 		b.release(e)
 	}
