@@ -98,5 +98,17 @@
 // a separate streaming path for snapshots, reported with ReportSnapshot.
 // MemNetwork is the in-memory implementation for tests, with seeded drops,
 // duplicates, delays (reordering), failed snapshot streams and partitions.
-// The mutual-TLS transport is to come.
+//
+// TLSTransport is the one between real nodes, on the cluster port: mutual
+// TLS 1.3, where each side must present a certificate of the cluster's own
+// CA (never the system roots) whose URI SAN names this cluster and the
+// node's raft ID; the listener checks that ID against the one the dialer
+// claims, and every message against both. One connection per peer and
+// direction carries length-prefixed raftpb.Message frames (versioned
+// preface, bounded frame size, write deadlines, reconnect with backoff); a
+// snapshot has a connection of its own and ends with the receiver's
+// verdict, which ReportSnapshot passes on. Peers are addressed by raft ID
+// (SetPeer, RemovePeer). NewClusterCA, IssueNodeCert and LoadClusterTLS are
+// the PKI, plain functions over PEM: init creates the CA, the leader issues
+// a joining node's certificate.
 package raft
