@@ -463,16 +463,24 @@ func (n *Node) takeQueued() {
 }
 
 func (n *Node) proposeEntries(ents []*pb.Entry, ps []*proposal) {
-	if len(ents) == 0 {
-		return
-	}
-	err := n.rn.Step(&pb.Message{Type: pb.MsgProp.Enum(), From: new(n.id), Entries: ents})
-	for _, p := range ps {
-		if err == nil {
-			p.lastTick = n.ticks
-		} else {
-			p.lastTick = 0 // dropped (no leader): retried on a later tick
+	// One MsgProp per MaxSizePerMsg of entries (an entry larger than that
+	// goes alone): a follower forwards each to the leader as one transport
+	// frame, which must stay within the transport's frame limit.
+	for len(ents) > 0 {
+		k, size := 1, len(ents[0].GetData())
+		for k < len(ents) && size+len(ents[k].GetData()) <= int(n.cfg.MaxSizePerMsg) {
+			size += len(ents[k].GetData())
+			k++
 		}
+		err := n.rn.Step(&pb.Message{Type: pb.MsgProp.Enum(), From: new(n.id), Entries: ents[:k]})
+		for _, p := range ps[:k] {
+			if err == nil {
+				p.lastTick = n.ticks
+			} else {
+				p.lastTick = 0 // dropped (no leader): retried on a later tick
+			}
+		}
+		ents, ps = ents[k:], ps[k:]
 	}
 }
 

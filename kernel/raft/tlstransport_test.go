@@ -1048,3 +1048,37 @@ func (h *closeCheckHandler) ReportSnapshot(id uint64, s raft.SnapshotStatus) {
 	default:
 	}
 }
+
+// TestFollowerProposalsFitFrames: many concurrent writes on a follower are
+// forwarded to the leader in messages of at most MaxSizePerMsg, each within
+// the transport's frame limit, instead of one message that the transport
+// would drop every time.
+func TestFollowerProposalsFitFrames(t *testing.T) {
+	checkNoLeaks(t)
+	var ids = []uint64{1, 2, 3}
+	tn := newTLSNet(t, ids, func(c *TLSTransportConfig) { c.MaxFrameSize = 256 << 10 })
+	c := newCluster(t, 3, clusterOpts{seed: 23, tune: func(cfg *Config) {
+		cfg.MaxSizePerMsg = 64 << 10
+		cfg.RequestTimeout = 10 * time.Second
+		cfg.Transport = tn.transport(cfg.ID)
+	}})
+	c.leader()
+	f := c.follower()
+	val := bytes.Repeat([]byte("x"), 16<<10)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 { // 1 MiB in all, queued together
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- f.Backend().Put(ctxT(t, 15*time.Second), fmt.Sprintf("w/%02d", i), val)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a write through the follower failed: %v", err)
+		}
+	}
+}
