@@ -60,6 +60,18 @@ func TestClusterEndpointsOneNode(t *testing.T) {
 		t.Errorf("after a refused step-down: %+v, %v", leader, err)
 	}
 
+	// The CLI over the same endpoints.
+	isolateEnv(t)
+	t.Setenv("WARD_ADDR", ts.addr)
+	t.Setenv("WARD_TOKEN", root)
+	peers := parseColumnTable(t, runCLI(t, "operator", "raft", "list-peers").wantCode(t, 0).stdout)
+	if len(peers) != 1 || peers[0]["Node"] != ts.srv.store.nodeName || peers[0]["State"] != "leader" || peers[0]["Voter"] != "true" {
+		t.Errorf("list-peers: %v", peers)
+	}
+	if r := runCLI(t, "operator", "step-down"); r.code == 0 || !strings.Contains(r.stderr, "no other voter") {
+		t.Errorf("operator step-down on one node: %d %q", r.code, r.stderr)
+	}
+
 	plain := startServer(t, serverOpts{storage: "pebble"})
 	_, root = plain.initUnseal(1, 1)
 	pc := plain.client(root)
