@@ -17,6 +17,10 @@ type Cluster interface {
 	// StepDown hands leadership to another voter (sys/step-down); an
 	// error when there is none.
 	StepDown(ctx context.Context) error
+	// Activate is called each time this node becomes the active node,
+	// with the barrier's view for the cluster's own secrets (core/raft/).
+	// An error is logged; the node serves anyway.
+	Activate(ctx context.Context, s logical.Storage) error
 }
 
 // ClusterStatus is a point-in-time view of the cluster from this node.

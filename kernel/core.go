@@ -684,6 +684,11 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	c.mu.Unlock()
 	c.cfg.Metrics.SetSealed(false)
 	c.logger.Info("server unsealed", "mounts", len(u.secrets.table.Entries()), "auth_methods", len(u.auths.table.Entries()))
+	if cl := c.cfg.Cluster; cl != nil {
+		if err := cl.Activate(ctx, c.barrier.View("core/raft/")); err != nil {
+			c.logger.Error("cluster: activating this node", "error", err)
+		}
+	}
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wardproject/ward/kernel"
+	"github.com/wardproject/ward/kernel/cluster"
 	"github.com/wardproject/ward/kernel/config"
 	"github.com/wardproject/ward/kernel/httpapi"
 	"github.com/wardproject/ward/kernel/seal"
@@ -272,14 +273,10 @@ func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
 			a.Close()
 		}
 	}
-	store, err := openStorage(cfg.Storage)
+	store, err := openStorage(cfg, logger)
 	if err != nil {
 		closeSeals()
 		return nil, fmt.Errorf("open storage: %w", err)
-	}
-	var cluster *raftCluster
-	if store.node != nil {
-		cluster = &raftCluster{node: store.node, name: store.nodeName, apiAddr: cfg.APIAddr, clusterAddr: cfg.ClusterAddr}
 	}
 	core, err := kernel.New(kernel.Config{
 		Storage: store, Logger: logger, ClusterName: cfg.ClusterName, Version: cfg.ReportedVersion,
@@ -291,7 +288,7 @@ func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
 		PluginLogLevel: cfg.LogLevel, PluginLogJSON: cfg.LogFormat == "json", PluginLogOut: logOut,
 		AuditDevices: cfg.Audits, AllowAPIAuditCreation: cfg.UnsafeAllowAPIAuditCreation,
 		Seal: active, MigrateFrom: old,
-		Cluster: kernelCluster(cluster),
+		Cluster: kernelCluster(store.node),
 	})
 	if err != nil {
 		store.Close()
@@ -305,16 +302,16 @@ func newServer(cfg *config.Config, logOut io.Writer) (*server, error) {
 			return nil, err
 		}
 	}
-	if cluster != nil && cfg.APIAddr == "" && len(s.addrs) > 0 {
-		cluster.setAPIAddr(s.addrs[0])
+	if store.node != nil && cfg.APIAddr == "" && len(s.addrs) > 0 {
+		store.node.SetAPIAddr(s.addrs[0])
 	}
 	s.startAutoUnseal()
 	return s, nil
 }
 
-// kernelCluster keeps a nil *raftCluster from becoming a non-nil
+// kernelCluster keeps a nil *cluster.Node from becoming a non-nil
 // kernel.Cluster.
-func kernelCluster(c *raftCluster) kernel.Cluster {
+func kernelCluster(c *cluster.Node) kernel.Cluster {
 	if c == nil {
 		return nil
 	}

@@ -1,8 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestClusterEndpointsOneNode: a server on raft storage reports itself as
@@ -80,5 +86,81 @@ func TestClusterEndpointsOneNode(t *testing.T) {
 	}
 	if _, err := pc.Logical().Read("sys/storage/raft/configuration"); err == nil || !strings.Contains(err.Error(), "400") {
 		t.Errorf("raft configuration on pebble storage: %v", err)
+	}
+}
+
+// TestClusterPortFirstNode: the first node of a cluster with a cluster
+// address creates the cluster CA (kept in the barrier) when it first
+// becomes active, certifies itself, records its addresses and listens for
+// raft over mutual TLS; after a restart it listens again before it is
+// unsealed, with the same identity.
+func TestClusterPortFirstNode(t *testing.T) {
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	ts := startServer(t, serverOpts{dataDir: dir, clusterAddr: "https://" + addr})
+	keys, root := ts.initUnseal(1, 1)
+	c := ts.client(root)
+	var srv map[string]any
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cfg, err := c.Logical().Read("sys/storage/raft/configuration")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv = cfg.Data["config"].(map[string]any)["servers"].([]any)[0].(map[string]any)
+		if srv["address"] == addr || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if srv["address"] != addr {
+		t.Fatalf("raft configuration: %v, want address %s", srv, addr)
+	}
+	for _, f := range []string{"ca.pem", "node.pem", "node-key.pem"} {
+		fi, err := os.Stat(filepath.Join(dir, "tls", f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("tls/%s: %v %v", f, fi, err)
+		}
+	}
+	caPEM, _ := os.ReadFile(filepath.Join(dir, "tls", "ca.pem"))
+	handshake := func() error {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		// Without a client certificate the node must refuse the session:
+		// the handshake or the first read fails.
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		return err
+	}
+	// A refusal arrives at once as a TLS alert; a timeout would mean the
+	// node accepted the session and waits for the client's first frame.
+	if err := handshake(); err == nil || os.IsTimeout(err) {
+		t.Fatalf("the cluster port did not refuse a client without a certificate: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "tls", "node-key.pem")); strings.Contains(ts.logs.String(), string(b)) {
+		t.Fatal("the node key reached the log")
+	}
+	ts.stop()
+
+	// Restarted and still sealed, it listens on the cluster port.
+	ts = startServer(t, serverOpts{dataDir: dir, clusterAddr: "https://" + addr})
+	if st, err := ts.client("").Sys().SealStatus(); err != nil || !st.Sealed {
+		t.Fatalf("after restart: %+v, %v", st, err)
+	}
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("the cluster port is closed while sealed: %v", err)
+	}
+	conn.Close()
+	if _, err := ts.client("").Sys().Unseal(keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	if leader, err := ts.client(root).Sys().Leader(); err != nil || !leader.IsSelf || leader.LeaderClusterAddress != "https://"+addr {
+		t.Fatalf("sys/leader after restart: %+v, %v", leader, err)
 	}
 }

@@ -48,6 +48,8 @@ type serverOpts struct {
 	apiAudit  bool // unsafe_allow_api_audit_creation
 	wasmCache string
 	storage   string // "raft" (default) or "pebble"
+	// clusterAddr (raft): the cluster port, host:port.
+	clusterAddr string
 }
 
 func startServer(t *testing.T, o serverOpts) *testServer {
@@ -67,6 +69,7 @@ func startServer(t *testing.T, o serverOpts) *testServer {
 		Audits:          o.audits,
 
 		UnsafeAllowAPIAuditCreation: o.apiAudit,
+		ClusterAddr:                 o.clusterAddr,
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

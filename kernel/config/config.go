@@ -19,11 +19,13 @@ import (
 
 // Listener is a `listener "tcp"` stanza.
 type Listener struct {
-	Address                      string `hcl:"address"`
-	TLSDisable                   bool   `hcl:"tls_disable"`
-	TLSCertFile                  string `hcl:"tls_cert_file"`
-	TLSKeyFile                   string `hcl:"tls_key_file"`
-	MaxRequestSize               int64  `hcl:"max_request_size"`
+	Address        string `hcl:"address"`
+	TLSDisable     bool   `hcl:"tls_disable"`
+	TLSCertFile    string `hcl:"tls_cert_file"`
+	TLSKeyFile     string `hcl:"tls_key_file"`
+	MaxRequestSize int64  `hcl:"max_request_size"`
+	// ClusterAddress is where the raft transport listens (host:port).
+	ClusterAddress               string `hcl:"cluster_address"`
 	UnauthenticatedMetricsAccess bool   `hcl:"-"`
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wardproject/ward/kernel"
 	"github.com/wardproject/ward/kernel/raft"
+	"github.com/wardproject/ward/sdk/logical"
 )
 
 // raftView reports a raft node to its core, naming nodes "n<ID>" with the
@@ -35,6 +36,8 @@ func (v *raftView) ClusterStatus() kernel.ClusterStatus {
 }
 
 func (v *raftView) StepDown(ctx context.Context) error { return v.node.StepDown(ctx) }
+
+func (v *raftView) Activate(context.Context, logical.Storage) error { return nil }
 
 type haNode struct {
 	id   uint64

@@ -2,7 +2,9 @@ package raft
 
 import (
 	"context"
+	"errors"
 	"io"
+	"sync"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -69,3 +71,92 @@ func (t *localTransport) SendSnapshot(msg *pb.Message, body io.ReadCloser) {
 }
 
 func (t *localTransport) Close() error { return nil }
+
+// SwitchTransport is the Transport of a node whose real transport comes
+// later: a server's raft node opens before the cluster's certificates
+// exist (they are made when the node first becomes active, or when it
+// joins). Until Install it behaves as LocalTransport; afterwards every
+// call goes to the installed Transport.
+type SwitchTransport struct {
+	mu     sync.RWMutex // protects the fields below
+	h      Handler
+	inner  Transport
+	closed bool
+}
+
+// Start implements Transport.
+func (t *SwitchTransport) Start(h Handler) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.h = h
+	if t.inner != nil {
+		return t.inner.Start(h)
+	}
+	return nil
+}
+
+// Install makes inner carry the node's messages from now on, starting it
+// if the node has started. It can be done once.
+func (t *SwitchTransport) Install(inner Transport) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case t.closed:
+		return errors.New("raft: transport closed")
+	case t.inner != nil:
+		return errors.New("raft: a transport is already installed")
+	}
+	if t.h != nil {
+		if err := inner.Start(t.h); err != nil {
+			return err
+		}
+	}
+	t.inner = inner
+	return nil
+}
+
+// Installed returns the installed Transport, nil before Install.
+func (t *SwitchTransport) Installed() Transport {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.inner
+}
+
+// Send implements Transport.
+func (t *SwitchTransport) Send(msgs []*pb.Message) {
+	t.mu.RLock()
+	inner, h := t.inner, t.h
+	t.mu.RUnlock()
+	if inner != nil {
+		inner.Send(msgs)
+		return
+	}
+	for _, m := range msgs {
+		h.ReportUnreachable(m.GetTo())
+	}
+}
+
+// SendSnapshot implements Transport.
+func (t *SwitchTransport) SendSnapshot(msg *pb.Message, body io.ReadCloser) {
+	t.mu.RLock()
+	inner, h := t.inner, t.h
+	t.mu.RUnlock()
+	if inner != nil {
+		inner.SendSnapshot(msg, body)
+		return
+	}
+	body.Close()
+	h.ReportSnapshot(msg.GetTo(), raft.SnapshotFailure)
+}
+
+// Close implements Transport.
+func (t *SwitchTransport) Close() error {
+	t.mu.Lock()
+	inner := t.inner
+	t.closed = true
+	t.mu.Unlock()
+	if inner != nil {
+		return inner.Close()
+	}
+	return nil
+}
