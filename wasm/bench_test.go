@@ -174,7 +174,7 @@ func wasmMount(b *testing.B, p pluginSpec, st logical.Storage) *Mount {
 }
 
 // warmPool fills the pool so instance creation is not measured.
-func warmPool(b *testing.B, m *Mount) {
+func warmPool(b testing.TB, m *Mount) {
 	for range m.cfg.Limits.PoolSize - m.Stats().Instances {
 		if !m.token() {
 			b.Fatal("no token")

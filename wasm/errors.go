@@ -58,3 +58,8 @@ func (e *kindError) Unwrap() []error {
 	}
 	return out
 }
+
+// errInvalidUTF8 answers a request with a string (its path, a header) that
+// is not valid UTF-8: it cannot be encoded for a module (nor for a
+// go-plugin process: sdk/plugin answers the same).
+var errInvalidUTF8 = logical.InvalidRequest("request cannot be passed to the plugin: its path or another string is not valid UTF-8")

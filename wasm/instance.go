@@ -270,7 +270,7 @@ func (m *Mount) failed(ctx context.Context, inst *instance, during string, err e
 	switch {
 	case errors.As(err, &exit):
 		reason = fmt.Sprintf("exited with code %d", exit.ExitCode())
-	case errors.Is(err, errABI), errors.Is(err, errLockBehind):
+	case errors.Is(err, errABI):
 		reason = err.Error()
 	default:
 		reason = "trapped: " + firstLine(err.Error())

@@ -2,7 +2,6 @@ package wasm
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	"github.com/tetratelabs/wazero/api"
@@ -41,8 +40,14 @@ import (
 //     their invalidations before the write returns, so whoever takes the
 //     lock next has learnt of every change made under it before it reads:
 //     caches inside instances stay exact under concurrent writes.
+//     When more changed than the log keeps or a message holds, the grant
+//     says so (InvalidateKeysArgs.all) and the instance drops everything
+//     it cached (or ends itself if it cannot).
 //   - Bounds: keys up to abi.MaxLockKey bytes, at most abi.MaxHeldLocks
-//     keys held per call; every lock call counts as a host call.
+//     keys held per call; every lock call counts as a host call but the
+//     release of a held key (a call out of host calls must still be able
+//     to give its locks back: its plugin would otherwise be left holding
+//     an in-process mutex over a lock the host thinks it still holds).
 //
 // A Go guest is single-threaded, so a call blocked here blocks every
 // goroutine of its instance. sdk/keylock therefore waits here only while
@@ -107,11 +112,6 @@ func (e *lockEntry) wakeLocked() {
 		return
 	}
 }
-
-// errLockBehind stops a call whose instance fell more than the whole
-// invalidation log behind during the call, so cannot be told at a lock
-// grant what changed.
-var errLockBehind = errors.New("the instance fell behind the mount's invalidation log during the call")
 
 // acquire takes key for inst's current call, waiting unless try. It
 // returns a status for the guest; a wait cut short by the call's deadline
@@ -264,17 +264,30 @@ func (t *lockTable) size() int {
 	return len(t.entries)
 }
 
+// waiting returns the number of calls waiting for key (for tests).
+func (t *lockTable) waiting(key string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e := t.entries[key]; e != nil {
+		return len(e.queue)
+	}
+	return 0
+}
+
 // lock(op, ptr, len) -> i64: take or release the mount's lock of a key.
 // A grant returns the length of the InvalidateKeysArgs pending for the
 // instance (taken like a storage result), 0 when there is none.
 func hostLock(ctx context.Context, mod api.Module, stack []uint64) {
 	inst := instanceOf(ctx)
 	op, ptr, n := int32(stack[0]), api.DecodeU32(stack[1]), api.DecodeU32(stack[2])
-	if !inst.countCall() {
+	if op != abi.LockRelease && !inst.countCall() {
 		stack[0] = negStatus(abi.StatusLimit)
 		return
 	}
 	if n > abi.MaxLockKey {
+		if op == abi.LockRelease {
+			inst.countCall() // never a held key
+		}
 		stack[0] = negStatus(abi.StatusTooLarge)
 		return
 	}
@@ -289,7 +302,11 @@ func hostLock(ctx context.Context, mod api.Module, stack []uint64) {
 			st = abi.StatusBadMessage
 			break
 		}
-		stack[0] = negStatus(m.locks.release(inst, key))
+		st = m.locks.release(inst, key)
+		if st != abi.StatusOK && !inst.countCall() {
+			st = abi.StatusLimit // a release of nothing counts: no free spinning
+		}
+		stack[0] = negStatus(st)
 		return
 	default:
 		st = abi.StatusBadMessage
@@ -298,22 +315,20 @@ func hostLock(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = negStatus(st)
 		return
 	}
-	// Granted: hand over what changed behind the instance so far.
+	// Granted: hand over what changed behind the instance so far, or, when
+	// that is more than the log kept or a message holds, say so.
 	m.mu.Lock()
-	keys, all := m.invalidationsLocked(inst)
+	keys, all := m.invalidationsLocked(inst, m.invalidationBudget())
 	m.mu.Unlock()
-	if all {
-		inst.failure = errLockBehind
-		panic(errLockBehind)
-	}
-	if len(keys) == 0 {
+	var msg []byte
+	switch {
+	case all:
+		msg = abi.AppendInvalidateAll(inst.pending[:0], m.cfg.ID)
+	case len(keys) == 0:
 		stack[0] = 0
 		return
-	}
-	msg := abi.AppendInvalidateKeys(inst.pending[:0], m.cfg.ID, keys)
-	if len(msg) > m.cfg.Limits.MaxMessageBytes {
-		inst.failure = errLockBehind
-		panic(errLockBehind)
+	default:
+		msg = abi.AppendInvalidateKeys(inst.pending[:0], m.cfg.ID, keys)
 	}
 	inst.setPending(stack, msg)
 }

@@ -359,18 +359,36 @@ func TestLocksEndWithTheirCall(t *testing.T) {
 // gives up its place; the holder finishes normally.
 func TestLockWaitDeadline(t *testing.T) {
 	m, st := lockedMount(t, Limits{PoolSize: 2})
+	warmPool(t, m) // the waiter's deadline is not spent creating an instance
 	ctx := context.Background()
 	holder := make(chan error, 1)
 	go func() {
 		_, err := m.HandleRequest(ctx, req(logical.UpdateOperation, "locked/a", map[string]any{"mode": "slow"}))
 		holder <- err
 	}()
-	time.Sleep(100 * time.Millisecond) // the holder has the lock (it holds it 300 ms)
-	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	waitFor(t, func() bool { return m.locks.size() == 1 }) // the holder has the lock (it holds it 300 ms)
+	cctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
 	defer cancel()
+	waited := make(chan bool, 1)
+	go func() { // the waiter reaches the lock's queue before its deadline
+		for cctx.Err() == nil {
+			if m.locks.waiting("kcounter/a") == 1 {
+				waited <- true
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		waited <- false
+	}()
 	_, err := m.HandleRequest(cctx, req(logical.UpdateOperation, "locked/a", nil))
 	if !errors.Is(err, ErrDeadline) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiter: %v, want ErrDeadline", err)
+	}
+	if !<-waited {
+		t.Fatal("the waiter never waited for the lock: its deadline was spent elsewhere")
+	}
+	if n := m.locks.waiting("kcounter/a"); n != 0 {
+		t.Fatalf("%d still queued after the waiter gave up", n)
 	}
 	if err := <-holder; err != nil {
 		t.Fatalf("holder: %v", err)

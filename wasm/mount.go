@@ -2,10 +2,13 @@ package wasm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tetratelabs/wazero"
 
@@ -53,18 +56,19 @@ type Mount struct {
 	mu   sync.Mutex // protects the fields below
 	idle []*instance
 	all  map[*instance]struct{} // live instances, idle or busy or starting
-	// inval is the invalidation log (a ring; see wrote), invalNext the
-	// sequence number of its next entry.
-	inval     []invalEntry
-	invalNext uint64
-	lastID    uint64        // the last instance id given (ids start at 1)
-	inUse     int           // tokens taken (pool.go): calls and creations in progress
-	waiters   []*waiter     // callers waiting for a token, in arrival order
-	drained   chan struct{} // closed when the mount is closed and inUse is 0
-	closed    bool
-	ready     bool // the first instance was set up: replacements may be warmed
-	setup     *abi.SetupResult
-	info      *abi.Info
+	// inval is the invalidation log (see wrote): entries from sequence
+	// number invalBase on, holding invalBytes bytes of keys.
+	inval      []invalEntry
+	invalBase  uint64
+	invalBytes int
+	lastID     uint64        // the last instance id given (ids start at 1)
+	inUse      int           // tokens taken (pool.go): calls and creations in progress
+	waiters    []*waiter     // callers waiting for a token, in arrival order
+	drained    chan struct{} // closed when the mount is closed and inUse is 0
+	closed     bool
+	ready      bool // the first instance was set up: replacements may be warmed
+	setup      *abi.SetupResult
+	info       *abi.Info
 }
 
 // Mount sets a module up for one mount: it creates the first instance
@@ -231,7 +235,7 @@ func (m *Mount) register(inst *instance) error {
 			break
 		}
 	}
-	inst.invalSeq = m.invalNext // it caches nothing yet
+	inst.invalSeq = m.invalNextLocked() // it caches nothing yet
 	m.lastID++
 	inst.id = m.lastID
 	m.all[inst] = struct{}{}
@@ -251,46 +255,117 @@ func (m *Mount) retire(inst *instance) {
 // The invalidation log. Every key an instance writes (and every key the
 // kernel invalidates) is appended to the mount's log with its writer; an
 // instance is told the keys logged since it was last told, but its own,
-// before each call and at each keyed-lock grant. The log is a ring of
-// invalLogSize keys, so recording a write costs the same whatever the
-// pool's size; an instance that fell further behind than the ring holds
-// is replaced when idle (a fresh instance has nothing cached), or has its
-// call stopped at its next lock grant (rare: that many writes during one
-// call).
-const invalLogSize = 16384
+// before each call and at each keyed-lock grant. The log grows as needed
+// and forgets what every live instance has been told whenever it would
+// grow, so it stays short while instances keep up; past invalLogKeys
+// entries or invalLogBytes bytes of keys it forgets its oldest entries
+// instead. An instance that fell behind the log, or whose pending keys
+// would not fit in a message, is told "everything": replaced when idle (a
+// fresh instance has nothing cached), or sent InvalidateKeysArgs.all at a
+// lock grant during a call (rare: that much written during one call).
+const (
+	invalLogKeys  = 16384
+	invalLogBytes = 1 << 20
+)
 
 type invalEntry struct {
 	key    string
 	writer uint64 // the writer's id (not a pointer: the log must not keep a retired instance's memory alive); 0 for the kernel
+	// all: a change that cannot be named by a key a module can decode (a
+	// key that is not UTF-8): everything must go.
+	all bool
 }
+
+// invalNextLocked is the sequence number of the log's next entry.
+func (m *Mount) invalNextLocked() uint64 { return m.invalBase + uint64(len(m.inval)) }
 
 // wrote logs a write of key by writer (nil: a change behind the mount).
 func (m *Mount) wrote(writer *instance, key string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.inval == nil {
-		m.inval = make([]invalEntry, invalLogSize)
-	}
 	e := invalEntry{key: key}
 	if writer != nil {
 		e.writer = writer.id
 	}
-	m.inval[m.invalNext%invalLogSize] = e
-	m.invalNext++
+	if !utf8.ValidString(key) {
+		e = invalEntry{all: true}
+	}
+	if len(m.inval) == cap(m.inval) || len(m.inval) >= invalLogKeys || m.invalBytes+len(e.key) > invalLogBytes {
+		m.trimLocked(len(e.key))
+	}
+	m.inval = append(m.inval, e)
+	m.invalBytes += len(e.key)
 }
 
-// invalidationsLocked returns the keys inst has not been told of yet, or
-// all if it fell behind the log, and marks them told.
-func (m *Mount) invalidationsLocked(inst *instance) (keys []string, all bool) {
-	from := inst.invalSeq
-	inst.invalSeq = m.invalNext
-	if m.invalNext-from > invalLogSize {
+// trimLocked forgets the entries every live instance has been told, then
+// the oldest ones until one more entry of n bytes fits the log's bounds.
+func (m *Mount) trimLocked(n int) {
+	told := m.invalNextLocked()
+	for inst := range m.all {
+		told = min(told, inst.invalSeq)
+	}
+	drop, bytes := 0, m.invalBytes
+	for drop < len(m.inval) && (m.invalBase+uint64(drop) < told || len(m.inval)-drop >= invalLogKeys || bytes+n > invalLogBytes) {
+		bytes -= len(m.inval[drop].key)
+		drop++
+	}
+	clear(m.inval[:drop]) // let the keys go now
+	m.inval = m.inval[drop:]
+	m.invalBase += uint64(drop)
+	m.invalBytes = bytes
+}
+
+// invalidationBudget bounds the keys (as sized by keysSize) one
+// InvalidateKeysArgs may carry.
+func (m *Mount) invalidationBudget() int {
+	return m.cfg.Limits.MaxMessageBytes - len(m.cfg.ID) - 16
+}
+
+// invalidationsLocked returns the keys inst has not been told of yet
+// (each once), or all when it fell behind the log, a change cannot be
+// named, or the keys would take more than limit bytes (keysSize); and
+// marks them told.
+func (m *Mount) invalidationsLocked(inst *instance, limit int) (keys []string, all bool) {
+	from, next := inst.invalSeq, m.invalNextLocked()
+	inst.invalSeq = next
+	if from < m.invalBase {
 		return nil, true
 	}
-	for seq := from; seq < m.invalNext; seq++ {
-		if e := m.inval[seq%invalLogSize]; e.writer != inst.id {
-			keys = append(keys, e.key)
+	pending := m.inval[from-m.invalBase:]
+	size, n := 0, 0
+	for _, e := range pending {
+		switch {
+		case e.all:
+			return nil, true
+		case e.writer != inst.id:
+			size += len(e.key) + 6
+			n++
 		}
+	}
+	if size > limit {
+		return nil, true
+	}
+	if n == 0 {
+		return nil, false
+	}
+	keys = make([]string, 0, n)
+	var seen map[string]struct{}
+	if n > 16 {
+		seen = make(map[string]struct{}, n)
+	}
+	for _, e := range pending {
+		if e.writer == inst.id {
+			continue
+		}
+		if seen != nil {
+			if _, dup := seen[e.key]; dup {
+				continue
+			}
+			seen[e.key] = struct{}{}
+		} else if slices.Contains(keys, e.key) {
+			continue
+		}
+		keys = append(keys, e.key)
 	}
 	return keys, false
 }
@@ -391,6 +466,11 @@ func (m *Mount) exchange(ctx context.Context, req *logical.Request, existence bo
 	var err error
 	*buf, err = abi.AppendRequestArgs((*buf)[:0], &abi.RequestArgs{MountID: m.cfg.ID, Request: req,
 		Deadline: deadline.UnixNano(), ExistenceCheck: existence})
+	if errors.Is(err, abi.ErrInvalidUTF8) {
+		// Checked before any instance is taken: a module cannot decode
+		// such a request (protobuf strings are UTF-8).
+		return nil, errInvalidUTF8
+	}
 	if err != nil {
 		return nil, logical.InvalidRequest("request data cannot be encoded")
 	}

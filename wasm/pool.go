@@ -216,7 +216,7 @@ func (m *Mount) prepare(ctx context.Context, inst *instance, carry int) (*instan
 		// Deliver what other instances (or the kernel) changed since this
 		// one last ran, including during its setup.
 		m.mu.Lock()
-		keys, all := m.invalidationsLocked(inst)
+		keys, all := m.invalidationsLocked(inst, m.invalidationBudget())
 		m.mu.Unlock()
 		if all {
 			m.retire(inst) // a fresh instance has nothing to invalidate

@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wardproject/ward/sdk/logical"
 )
@@ -300,5 +302,185 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if err := (HTTPGrant{Hosts: []string{"x.com", "x.com:8443", "*.x.com", "10.0.0.1:80"}}).Validate(); err != nil {
 		t.Error(err)
+	}
+}
+
+// queued waits until n callers wait for a token.
+func queued(t *testing.T, m *Mount, n int) {
+	t.Helper()
+	waitFor(t, func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.waiters) == n
+	})
+}
+
+func inUse(m *Mount) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inUse
+}
+
+// A caller whose context ends just as it is served (with an instance or
+// with a token to create one) passes what it was given on: no token is
+// lost, and the mount keeps serving.
+func TestPoolServedAsCallerGivesUp(t *testing.T) {
+	for _, withInstance := range []bool{true, false} {
+		t.Run(fmt.Sprint("instance=", withInstance), func(t *testing.T) {
+			m, _ := mountProbe(t, Limits{PoolSize: 1}, nil)
+			if !m.token() { // the test holds the only token
+				t.Fatal("no token")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := m.acquire(ctx, 0, 0)
+				done <- err
+			}()
+			queued(t, m, 1)
+			// Serve the waiter while it is giving up: it has seen its
+			// context end and waits for m.mu.
+			m.mu.Lock()
+			cancel()
+			time.Sleep(50 * time.Millisecond)
+			var inst *instance
+			if withInstance {
+				inst = m.idle[0]
+				m.idle = m.idle[1:]
+			}
+			m.serveLocked(0, inst)
+			m.mu.Unlock()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("acquire: %v, want context.Canceled", err)
+			}
+			waitFor(t, func() bool { return inUse(m) == 0 })
+			if _, err := m.HandleRequest(context.Background(), req(logical.ReadOperation, "echo", nil)); err != nil {
+				t.Fatal(err)
+			}
+			if n := inUse(m); n != 0 {
+				t.Fatalf("inUse %d after the call", n)
+			}
+		})
+	}
+}
+
+// Close answers queued callers with ErrClosed and returns once the
+// tokens held come back.
+func TestPoolCloseWithWaiters(t *testing.T) {
+	m, _ := mountProbe(t, Limits{PoolSize: 1}, nil)
+	if !m.token() {
+		t.Fatal("no token")
+	}
+	const n = 3
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, _, err := m.acquire(context.Background(), 0, 0)
+			errs <- err
+		}()
+	}
+	queued(t, m, n)
+	closed := make(chan struct{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		m.Close(ctx)
+		close(closed)
+	}()
+	for range n {
+		if err := <-errs; !errors.Is(err, ErrClosed) {
+			t.Fatalf("waiter: %v, want ErrClosed", err)
+		}
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a token was out")
+	case <-time.After(20 * time.Millisecond):
+	}
+	m.mu.Lock()
+	m.returnTokenLocked()
+	m.mu.Unlock()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if k := inUse(m); k != 0 {
+		t.Fatalf("inUse %d after Close", k)
+	}
+}
+
+// A caller that fails to create its instance passes its token to the next
+// waiter (which then tries itself), and no token is lost.
+func TestPoolCreateFailurePassesToken(t *testing.T) {
+	m, _ := mountProbe(t, Limits{PoolSize: 1}, nil)
+	if !m.token() {
+		t.Fatal("no token")
+	}
+	m.mu.Lock()
+	inst := m.idle[0]
+	m.idle = nil
+	m.mu.Unlock()
+	m.retire(inst) // as if discarded: the next caller creates one
+	m.cfg.Config = map[string]string{"fail": "test"}
+	const n = 2
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, _, err := m.acquire(context.Background(), 0, 0)
+			errs <- err
+		}()
+	}
+	queued(t, m, n)
+	m.mu.Lock()
+	m.returnTokenLocked() // to the first waiter, who fails, then the second
+	m.mu.Unlock()
+	for range n {
+		select {
+		case err := <-errs:
+			if err == nil || !strings.Contains(err.Error(), "setup refused") {
+				t.Fatalf("waiter: %v, want the setup's error", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a waiter was never served")
+		}
+	}
+	if k := inUse(m); k != 0 {
+		t.Fatalf("inUse %d", k)
+	}
+	m.cfg.Config = nil
+	if _, err := m.HandleRequest(context.Background(), req(logical.ReadOperation, "echo", nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Affinity never starves the head of the queue: however many later
+// waiters match the instance handed on, the head is served after at most
+// maxPassedOver passes.
+func TestPoolHeadServedAfterMaxPassedOver(t *testing.T) {
+	m := &Mount{cfg: MountConfig{Limits: Limits{PoolSize: 4}}}
+	inst := &instance{slot: 0}
+	head := &waiter{affinity: 1, ready: make(chan struct{})} // slot 1
+	m.waiters = []*waiter{head}
+	add := func() { m.waiters = append(m.waiters, &waiter{affinity: 4, ready: make(chan struct{})}) } // slot 0
+	for range 3 {
+		add()
+	}
+	for passes := 0; ; passes++ {
+		i := m.pickWaiterLocked(inst)
+		m.serveLocked(i, inst)
+		if head.served {
+			if passes > maxPassedOver {
+				t.Fatalf("head served after %d passes", passes)
+			}
+			if passes == 0 {
+				t.Fatal("affinity never preferred a later waiter")
+			}
+			return
+		}
+		if passes > 10*maxPassedOver {
+			t.Fatal("head never served")
+		}
+		add() // later matching waiters keep coming
 	}
 }

@@ -68,7 +68,11 @@ type Backend struct {
 
 	InitializeFunc func(ctx context.Context) error
 	Invalidate     func(ctx context.Context, key string)
-	Clean          func(ctx context.Context)
+	// InvalidateAllFunc drops everything the backend caches from storage
+	// (logical.AllInvalidator). Optional: without it a WASM instance that
+	// fell too far behind is replaced instead.
+	InvalidateAllFunc func(ctx context.Context)
+	Clean             func(ctx context.Context)
 
 	once     sync.Once
 	compiled []*regexp.Regexp
@@ -308,6 +312,16 @@ func (b *Backend) InvalidateKey(ctx context.Context, key string) {
 	if b.Invalidate != nil {
 		b.Invalidate(ctx, key)
 	}
+}
+
+// InvalidateAll implements logical.AllInvalidator: false without an
+// InvalidateAllFunc.
+func (b *Backend) InvalidateAll(ctx context.Context) bool {
+	if b.InvalidateAllFunc == nil {
+		return false
+	}
+	b.InvalidateAllFunc(ctx)
+	return true
 }
 
 // Cleanup implements logical.Backend.

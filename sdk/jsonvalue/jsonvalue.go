@@ -12,8 +12,8 @@
 //     numbers as json.Number with their exact text, strings (escapes
 //     decoded, invalid UTF-8 replaced by U+FFFD), bools and nil; the same
 //     syntax errors and depth limit; like a Decoder, it reads one value
-//     and ignores what follows. DecodeObjectExact is for callers mapping
-//     objects onto structs themselves (see its comment).
+//     and ignores what follows. ReadObject reads an object at the start
+//     of a record of known layout and says how many bytes it took.
 //   - Append writes what json.Marshal writes (escapeHTML) or what an
 //     Encoder with SetEscapeHTML(false) writes, without its newline, for
 //     maps with string keys, slices, strings, numbers, bools and nil of
@@ -42,7 +42,7 @@ import (
 // maxNestingDepth).
 const maxJSONDepth = 10000
 
-// ErrSyntax is returned by DecodeObject and DecodeObjectExact for input
+// ErrSyntax is returned by DecodeObject and ReadObject for input
 // encoding/json refuses, or that is not an object (nor null); it says
 // nothing about where (a position could help quote the data).
 var ErrSyntax = errors.New("jsonvalue: invalid JSON or not an object")

@@ -72,32 +72,51 @@ func (s *Set) hostKey(key string) string {
 
 // Lock takes key's lock exclusively.
 func (s *Set) Lock(key string) {
-	s.stripes[StripeOf(key)].Lock()
-	if h := hostlock.Host; h != nil {
-		h.Lock(s.hostKey(key), false)
-	}
+	mu := &s.stripes[StripeOf(key)]
+	mu.Lock()
+	s.hostLock(mu.Unlock, key, false)
 }
 
 // Unlock releases key's exclusive lock.
 func (s *Set) Unlock(key string) {
-	if h := hostlock.Host; h != nil {
-		h.Unlock(s.hostKey(key))
-	}
-	s.stripes[StripeOf(key)].Unlock()
+	defer s.stripes[StripeOf(key)].Unlock() // even if the host's release fails
+	s.hostUnlock(key)
 }
 
 // RLock takes key's lock shared: with other readers, never with Lock.
 func (s *Set) RLock(key string) {
-	s.stripes[StripeOf(key)].RLock()
-	if h := hostlock.Host; h != nil {
-		h.Lock(s.hostKey(key), true)
-	}
+	mu := &s.stripes[StripeOf(key)]
+	mu.RLock()
+	s.hostLock(mu.RUnlock, key, true)
 }
 
 // RUnlock releases one shared hold of key's lock.
 func (s *Set) RUnlock(key string) {
+	defer s.stripes[StripeOf(key)].RUnlock()
+	s.hostUnlock(key)
+}
+
+// hostLock takes the host's lock of key, if there is a host; when that
+// fails (sdk/wasmguest ends the instance instead, but another Locker may
+// panic), undo gives the stripe back, so that no in-process mutex stays
+// held by a request that never got its lock.
+func (s *Set) hostLock(undo func(), key string, shared bool) {
+	h := hostlock.Host
+	if h == nil {
+		return
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			undo()
+		}
+	}()
+	h.Lock(s.hostKey(key), shared)
+	ok = true
+}
+
+func (s *Set) hostUnlock(key string) {
 	if h := hostlock.Host; h != nil {
 		h.Unlock(s.hostKey(key))
 	}
-	s.stripes[StripeOf(key)].RUnlock()
 }

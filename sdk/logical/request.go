@@ -175,6 +175,18 @@ type ExistenceChecker interface {
 	HandleExistenceCheck(ctx context.Context, req *Request) (found, exists bool, err error)
 }
 
+// AllInvalidator is an optional interface of Backend: a backend that can
+// drop everything it caches from storage at once. A WASM host (ABI v1.1)
+// asks for it when more changed behind an instance than it can list; a
+// backend without it has its instance replaced instead (a fresh instance
+// caches nothing), which fails the request running at the time.
+type AllInvalidator interface {
+	// InvalidateAll drops everything cached from storage, as if
+	// InvalidateKey had been called for every key. It reports false when
+	// the backend cannot (then the caller must discard the backend).
+	InvalidateAll(ctx context.Context) bool
+}
+
 // Factory builds a backend for one mount.
 type Factory func(ctx context.Context, conf *BackendConfig) (Backend, error)
 

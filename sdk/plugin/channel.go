@@ -54,6 +54,10 @@ func newChannel(conn net.Conn, handler func(*pb.Frame)) *channel {
 // stays up, so one oversized request cannot disturb other mounts.
 var errFrameTooLarge = errors.New("message too large for the plugin channel")
 
+// errFrameEncode is a local error too: the frame cannot be encoded (a
+// string field that is not valid UTF-8); only this send fails.
+var errFrameEncode = errors.New("encode frame")
+
 const (
 	// maxQueuedBytes bounds frames waiting to be written. A peer that
 	// stops reading fills it, and the channel fails instead of the host
@@ -80,7 +84,7 @@ func (c *channel) send(f *pb.Frame) error {
 	binary.BigEndian.PutUint32(buf, uint32(size))
 	buf, err := proto.MarshalOptions{}.MarshalAppend(buf, f)
 	if err != nil {
-		return fmt.Errorf("encode frame: %w", err)
+		return fmt.Errorf("%w: %w", errFrameEncode, err)
 	}
 	c.wmu.Lock()
 	if len(c.wbuf)+len(buf) > maxQueuedBytes {

@@ -189,3 +189,16 @@ func TestFromSecondsSaturates(t *testing.T) {
 		t.Fatalf("90s: %v", got)
 	}
 }
+
+// A frame protobuf cannot encode (a string that is not UTF-8) fails only
+// that call, with errFrameEncode (the client answers it as a bad request).
+func TestUnencodableSendFailsOnlyThatCall(t *testing.T) {
+	a, b := pipeChannels(t, nil, func(f *pb.Frame) {})
+	bad := &pb.Frame{Body: &pb.Frame_Request{Request: &pb.HandleRequestArgs{Request: &pb.Request{Path: "data/\xff"}}}}
+	if _, err := a.call(context.Background(), bad); !errors.Is(err, errFrameEncode) {
+		t.Fatalf("want errFrameEncode, got %v", err)
+	}
+	if a.closed() || b.closed() {
+		t.Fatal("an unencodable frame closed the channel")
+	}
+}

@@ -176,6 +176,10 @@ func (c *Client) exchange(ctx context.Context, mountID string, req *logical.Requ
 		if errors.Is(err, errFrameTooLarge) {
 			return nil, logical.InvalidRequest("request too large for the plugin")
 		}
+		if errors.Is(err, errFrameEncode) {
+			// protobuf strings must be UTF-8; the request was not sent.
+			return nil, logical.InvalidRequest("request cannot be passed to the plugin: its path or another string is not valid UTF-8")
+		}
 		if ctx.Err() != nil {
 			_ = c.ch.send(&pb.Frame{Id: f.Id, Body: &pb.Frame_Cancel{Cancel: &pb.Cancel{}}})
 			return nil, ctx.Err()

@@ -23,7 +23,12 @@
 //
 // It must never keep a request's data after the request (instances are
 // reused by later requests of the same mount) nor start goroutines that
-// outlive a call. Built for any other GOOS, Serve only reports that the
+// outlive a call; nor serve on once its caches or locks may be out of
+// step with the host's: when an invalidation cannot be applied (the
+// backend's InvalidateKey panics, or the host says "everything changed"
+// and the backend is no logical.AllInvalidator) or a host lock call
+// fails, it ends the instance (exit code 70) instead, and the host
+// replaces it. Built for any other GOOS, Serve only reports that the
 // program must be built for wasip1.
 package wasmguest
 
@@ -44,7 +49,8 @@ type ServeOpts struct {
 	// ConcurrentWrites declares that the plugin's write requests may run
 	// on several instances of a mount at once: every read-modify-write
 	// cycle it runs holds a sdk/keylock lock of what it reads, and anything
-	// it caches across requests is dropped by its InvalidateKey. Without
+	// it caches across requests is dropped by its InvalidateKey (and its
+	// InvalidateAll, logical.AllInvalidator, if it has one). Without
 	// it the host runs one write request at a time per mount. A WASM
 	// build only: a plugin process is one instance.
 	ConcurrentWrites bool

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -114,10 +115,12 @@ func setup(in []byte) abi.Status {
 			backend.Cleanup(ctx)
 		}
 		backend = b
-		for _, k := range undelivered {
-			b.InvalidateKey(ctx, k)
+		keys, all := undelivered, undeliveredAll
+		undelivered, undeliveredAll = nil, false
+		if all {
+			invalidateAll()
 		}
-		undelivered = nil
+		invalidateKeys(keys)
 		res.SpecialPaths = b.SpecialPaths()
 		if res.SpecialPaths == nil {
 			res.SpecialPaths = &logical.Paths{}
@@ -136,6 +139,14 @@ func request(in []byte) abi.Status {
 	args, err := abi.DecodeRequestArgs(in)
 	var reply abi.Reply
 	if err != nil {
+		// The host counts the keys it put in the request as delivered:
+		// apply them whatever else is wrong with the request, or have the
+		// instance discarded (a bad message) rather than serve stale.
+		keys, kerr := abi.DecodeInvalidatedKeys(in)
+		if kerr != nil {
+			return abi.StatusBadMessage
+		}
+		invalidateKeys(keys)
 		reply.Err = err
 	} else {
 		invalidateKeys(args.InvalidatedKeys)
@@ -181,27 +192,80 @@ func serve(args *abi.RequestArgs) (reply abi.Reply) {
 }
 
 func invalidate(in []byte) (st abi.Status) {
-	_, keys, err := abi.DecodeInvalidateKeys(in)
+	inv, err := abi.DecodeInvalidation(in)
 	if err != nil {
-		return abi.StatusBadMessage
+		return abi.StatusBadMessage // the host discards the instance
 	}
-	invalidateKeys(keys)
+	applyInvalidation(inv)
 	outBuf = outBuf[:0]
 	return abi.StatusOK
 }
 
+// applyInvalidation passes what changed behind the instance to the
+// backend.
+func applyInvalidation(inv abi.Invalidation) {
+	if inv.All {
+		invalidateAll()
+	}
+	invalidateKeys(inv.Keys)
+}
+
+// The host counts invalidations as delivered once it hands them over, so
+// an instance that cannot apply one must not serve again: it would serve
+// (and write back) what it cached before the change. The functions below
+// end the instance (fatal) rather than go on.
+
 // invalidateKeys passes keys changed behind the instance to the backend.
+// Before setup has a backend they wait for it.
 func invalidateKeys(keys []string) {
-	if backend == nil || len(keys) == 0 {
+	if len(keys) == 0 {
 		return
 	}
-	defer func() {
-		var err error
-		recoverAs(&err, "invalidate")
-	}()
+	if backend == nil {
+		undelivered = append(undelivered, keys...)
+		return
+	}
+	defer fatalOnPanic("invalidate")
 	ctx := context.Background()
 	for _, k := range keys {
 		backend.InvalidateKey(ctx, k)
+	}
+}
+
+// invalidateAll has the backend drop everything it cached from storage
+// (the host could not list what changed), or ends the instance when the
+// backend cannot (logical.AllInvalidator): a fresh instance caches
+// nothing.
+func invalidateAll() {
+	if backend == nil {
+		undelivered, undeliveredAll = nil, true
+		return
+	}
+	defer fatalOnPanic("invalidate")
+	ia, ok := backend.(logical.AllInvalidator)
+	if !ok || !ia.InvalidateAll(context.Background()) {
+		fatal("too much changed behind the instance to list and the backend cannot drop its whole cache (logical.AllInvalidator)")
+	}
+}
+
+// exitIncoherent is the exit code of an instance that ended itself
+// because its state could no longer be trusted (fatal).
+const exitIncoherent = 70
+
+// fatal ends the instance (proc_exit): the host discards it, releases its
+// locks and fails its call. Nothing of the plugin runs after it, so
+// nothing can act on state that is no longer exact.
+func fatal(reason string) {
+	hostcall.Log(abi.LogError, "wasmguest: "+reason+"; ending the instance")
+	os.Exit(exitIncoherent)
+}
+
+// fatalOnPanic (deferred) turns a panic into fatal: the stack goes to the
+// host's log, the value (which may hold secret data) does not.
+func fatalOnPanic(what string) {
+	if r := recover(); r != nil {
+		hostcall.Log(abi.LogError, "plugin panicked during "+what+"\n"+string(debug.Stack()))
+		fatal("plugin panicked during " + what)
 	}
 }
 
@@ -345,7 +409,7 @@ func (hostLocks) Lock(key string, shared bool) {
 		// wait in the host (which stops the call at its deadline).
 		inv, st := hostcall.Lock(op, key)
 		if st != abi.StatusOK {
-			panic(lockError(st))
+			lockFailed(st)
 		}
 		heldLocks++
 		deliverInvalidations(inv)
@@ -364,7 +428,7 @@ func (hostLocks) Lock(key string, shared bool) {
 		case abi.StatusBusy:
 			time.Sleep(d)
 		default:
-			panic(lockError(st))
+			lockFailed(st)
 		}
 	}
 }
@@ -372,19 +436,27 @@ func (hostLocks) Lock(key string, shared bool) {
 func (hostLocks) Unlock(key string) {
 	key = hostLockKey(key)
 	if _, st := hostcall.Lock(abi.LockRelease, key); st != abi.StatusOK {
-		panic(lockError(st))
+		lockFailed(st)
 	}
 	heldLocks--
 }
 
-func lockError(st abi.Status) error {
+// lockFailed ends the instance after a lock call failed. A panic would
+// unwind through plugin code (and may be recovered there) with the lock
+// state of the instance and the host out of step, and keylock's
+// in-process stripe held or released out of turn: the next request on
+// the instance could deadlock or write without the mount's lock.
+func lockFailed(st abi.Status) {
+	var why string
 	switch st {
 	case abi.StatusHeld:
-		return errors.New("keylock: a key locked twice by one request, or unlocked without being locked")
+		why = "a key locked twice by one request, or unlocked without being locked"
 	case abi.StatusLimit:
-		return errors.New("keylock: too many keys locked at once, or too many host calls")
+		why = "too many keys locked at once, or too many host calls"
+	default:
+		why = fmt.Sprintf("the host refused the lock (status %d)", st)
 	}
-	return fmt.Errorf("keylock: the host refused the lock (status %d)", st)
+	fatal("keylock: " + why)
 }
 
 // deliverInvalidations tells the backend what other instances changed,
@@ -394,19 +466,16 @@ func deliverInvalidations(msg []byte) {
 	if len(msg) == 0 {
 		return
 	}
-	_, keys, err := abi.DecodeInvalidateKeys(msg)
+	inv, err := abi.DecodeInvalidation(msg)
 	if err != nil {
-		panic(errors.New("keylock: malformed invalidations from the host"))
+		fatal("keylock: malformed invalidations from the host")
 	}
-	if backend == nil {
-		undelivered = append(undelivered, keys...)
-		return
-	}
-	ctx := context.Background()
-	for _, k := range keys {
-		backend.InvalidateKey(ctx, k)
-	}
+	applyInvalidation(inv)
 }
 
-// undelivered holds invalidations handed over during setup.
-var undelivered []string
+// undelivered holds invalidations handed over during setup;
+// undeliveredAll says everything cached is to be dropped.
+var (
+	undelivered    []string
+	undeliveredAll bool
+)

@@ -51,10 +51,12 @@ func newBackend(conf *logical.BackendConfig, now func() time.Time) (*backend, er
 	if version == 1 {
 		fb.Help = v1Help
 		fb.Paths = b.v1Paths()
+		fb.InvalidateAllFunc = func(context.Context) {} // v1 caches nothing
 	} else {
 		fb.Help = v2Help
 		fb.Paths = b.v2Paths()
 		fb.Invalidate = b.invalidate
+		fb.InvalidateAllFunc = func(context.Context) { b.cache.clear() }
 	}
 	b.Backend = fb
 	if err := fb.Initialize(context.Background()); err != nil {

@@ -286,6 +286,22 @@ func TestCacheInvalidateRouting(t *testing.T) {
 	if e.b.cache.size() != 0 {
 		t.Fatal("v1 mount cached metadata")
 	}
+	// "Everything changed" (a WASM host that could not list the keys)
+	// drops every record and the config, on either version.
+	for _, v := range []string{"1", "2"} {
+		e := newEnv(t, v)
+		if v == "2" {
+			e.write("a", map[string]any{"k": "a"})
+			e.ok(logical.ReadOperation, "config", nil)
+		}
+		ia, ok := logical.Backend(e.b).(logical.AllInvalidator)
+		if !ok || !ia.InvalidateAll(context.Background()) {
+			t.Fatalf("v%s: no InvalidateAll", v)
+		}
+		if _, cfgHit, _ := e.b.cache.lookupConfig(); e.b.cache.size() != 0 || cfgHit {
+			t.Fatalf("v%s: InvalidateAll kept %d records (config %v)", v, e.b.cache.size(), cfgHit)
+		}
+	}
 }
 
 // Nobody can change a cached record through what the cache returns or

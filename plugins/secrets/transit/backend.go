@@ -48,12 +48,13 @@ func newBackend(conf *logical.BackendConfig, now func() time.Time) (*backend, er
 	}
 	b := &backend{view: conf.StorageView, logger: conf.Logger, now: now}
 	b.Backend = &framework.Backend{
-		BackendType:  logical.TypeSecret,
-		Help:         backendHelp,
-		Paths:        b.paths(),
-		Invalidate:   b.invalidate,
-		Clean:        func(context.Context) { b.cache.clear() },
-		PeriodicFunc: b.periodic,
+		BackendType:       logical.TypeSecret,
+		Help:              backendHelp,
+		Paths:             b.paths(),
+		Invalidate:        b.invalidate,
+		InvalidateAllFunc: func(context.Context) { b.cache.clear() },
+		Clean:             func(context.Context) { b.cache.clear() },
+		PeriodicFunc:      b.periodic,
 	}
 	if err := b.Backend.Initialize(context.Background()); err != nil {
 		return nil, fmt.Errorf("transit: %w", err)

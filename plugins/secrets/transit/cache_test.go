@@ -69,6 +69,12 @@ func TestInvalidation(t *testing.T) {
 	a.ok(logical.DeleteOperation, "keys/k", nil)
 	b.b.InvalidateKey(context.Background(), "policy/k")
 	b.bad("encrypt/k", map[string]any{"plaintext": b64("x")}, "encryption key not found")
+	// "Everything changed" (a WASM host that could not list the keys)
+	// drops the cache.
+	a.createKey("k3", nil)
+	if ia, ok := logical.Backend(a.b).(logical.AllInvalidator); !ok || !ia.InvalidateAll(context.Background()) || a.b.cache.size() != 0 {
+		t.Fatal("InvalidateAll kept the cache")
+	}
 	// Cleanup drops the cache.
 	a.createKey("k2", nil)
 	a.b.Cleanup(context.Background())

@@ -10,7 +10,11 @@ package hostlock
 // Locker takes and releases the host's lock of a key for the current call.
 // Lock blocks until the lock is held (the host stops the call at its
 // deadline instead) and may deliver the host's pending invalidations to
-// the backend before it returns.
+// the backend before it returns. Neither returns on failure: the
+// sdk/wasmguest locker ends the instance (the host then releases its
+// locks), since a request that goes on without its lock, or an instance
+// whose locks and caches are out of step with the host, could lose a
+// write.
 type Locker interface {
 	Lock(key string, shared bool)
 	Unlock(key string)

@@ -2,8 +2,10 @@ package abi
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -245,9 +247,19 @@ type RequestArgs struct {
 	InvalidatedKeys []string
 }
 
+// ErrInvalidUTF8 is returned by AppendRequestArgs for a request with a
+// string (its path, a header, ...) that is not valid UTF-8: protobuf
+// strings must be, so the module could not decode the message (nor could
+// a go-plugin peer: protobuf-go refuses to encode it).
+var ErrInvalidUTF8 = errors.New("abi: a request string is not valid UTF-8")
+
 // AppendRequestArgs appends the HandleRequestArgs encoding of a to b.
-// Request.Storage is not sent.
+// Request.Storage is not sent. A request with a string field that is not
+// valid UTF-8 is refused with ErrInvalidUTF8.
 func AppendRequestArgs(b []byte, a *RequestArgs) ([]byte, error) {
+	if !validStrings(a) {
+		return nil, ErrInvalidUTF8
+	}
 	b = putString(b, 1, a.MountID)
 	if r := a.Request; r != nil {
 		sj, aj, err := internalJSON(r.Secret, r.Auth)
@@ -285,6 +297,70 @@ func AppendRequestArgs(b []byte, a *RequestArgs) ([]byte, error) {
 // them after encoding the request. Only for modules of minor 1 or later:
 // earlier ones skip the field.
 func AppendInvalidatedKeys(b []byte, keys []string) []byte { return putStrings(b, 5, keys) }
+
+// validStrings reports whether every string AppendRequestArgs writes as a
+// protobuf string is valid UTF-8 (JSON-encoded data need not be: encoding
+// makes it so).
+func validStrings(a *RequestArgs) bool {
+	ok := utf8.ValidString(a.MountID)
+	for _, k := range a.InvalidatedKeys {
+		ok = ok && utf8.ValidString(k)
+	}
+	r := a.Request
+	if r == nil || !ok {
+		return ok
+	}
+	for _, s := range [...]string{r.ID, string(r.Operation), r.Path, r.MountPoint, r.MountType, r.MountAccessor, r.RemoteAddr} {
+		ok = ok && utf8.ValidString(s)
+	}
+	for k, vs := range r.Headers {
+		ok = ok && utf8.ValidString(k)
+		for _, v := range vs {
+			ok = ok && utf8.ValidString(v)
+		}
+	}
+	if s := r.Secret; s != nil {
+		ok = ok && utf8.ValidString(s.LeaseID)
+	}
+	if au := r.Auth; au != nil {
+		ok = ok && utf8.ValidString(au.DisplayName) && validMap(au.Metadata)
+		for _, l := range [...][]string{au.Policies, au.BoundCIDRs} {
+			for _, s := range l {
+				ok = ok && utf8.ValidString(s)
+			}
+		}
+		if al := au.Alias; al != nil {
+			ok = ok && utf8.ValidString(al.Name) && validMap(al.Metadata)
+		}
+	}
+	return ok
+}
+
+func validMap(m map[string]string) bool {
+	for k, v := range m {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// DecodeInvalidatedKeys reads only the invalidated keys (minor 1) of a
+// HandleRequestArgs message, skipping the other fields without checking
+// them: a module must apply them even when the rest of the request cannot
+// be decoded (the host counts them as delivered).
+func DecodeInvalidatedKeys(b []byte) ([]string, error) {
+	var keys []string
+	r := reader{b: b}
+	for r.next() {
+		if r.num == 5 {
+			r.appendStr(&keys)
+		} else {
+			r.skip()
+		}
+	}
+	return keys, r.err
+}
 
 // DecodeRequestArgs reads a HandleRequestArgs message. Errors are
 // *logical.Error values with CodeInvalidRequest, as the go-plugin transport
@@ -714,20 +790,46 @@ func AppendInvalidateKeys(b []byte, mountID string, keys []string) []byte {
 	return putStrings(b, 2, keys)
 }
 
-// DecodeInvalidateKeys reads an InvalidateKeysArgs message.
+// AppendInvalidateAll (minor 1) appends an InvalidateKeysArgs message
+// with all set: drop everything cached from storage.
+func AppendInvalidateAll(b []byte, mountID string) []byte {
+	b = putString(b, 1, mountID)
+	return putBool(b, 3, true)
+}
+
+// DecodeInvalidateKeys reads an InvalidateKeysArgs message. It does not
+// report all (minor 1): use DecodeInvalidation.
 func DecodeInvalidateKeys(b []byte) (mountID string, keys []string, err error) {
+	inv, err := DecodeInvalidation(b)
+	return inv.MountID, inv.Keys, err
+}
+
+// Invalidation is an InvalidateKeysArgs message.
+type Invalidation struct {
+	MountID string
+	Keys    []string
+	// All (minor 1): everything cached from storage is to be dropped
+	// (the host could not list the keys).
+	All bool
+}
+
+// DecodeInvalidation reads an InvalidateKeysArgs message.
+func DecodeInvalidation(b []byte) (Invalidation, error) {
+	var out Invalidation
 	r := reader{b: b}
 	for r.next() {
 		switch r.num {
 		case 1:
-			r.str(&mountID)
+			r.str(&out.MountID)
 		case 2:
-			r.appendStr(&keys)
+			r.appendStr(&out.Keys)
+		case 3:
+			r.bool(&out.All)
 		default:
 			r.skip()
 		}
 	}
-	return mountID, keys, r.err
+	return out, r.err
 }
 
 // AppendMountRef appends a MountRef message to b.

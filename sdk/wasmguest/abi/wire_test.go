@@ -328,3 +328,72 @@ func TestInvalidatedKeysMatchProtobuf(t *testing.T) {
 		t.Fatalf("%+v %v", got, err)
 	}
 }
+
+// InvalidateKeysArgs.all (minor 1) reads back identically both ways.
+func TestInvalidateAllMatchesProtobuf(t *testing.T) {
+	b := abi.AppendInvalidateAll(nil, "m")
+	var pk pb.InvalidateKeysArgs
+	if err := proto.Unmarshal(b, &pk); err != nil || !pk.All || pk.MountId != "m" || len(pk.Keys) != 0 {
+		t.Fatalf("%v %v", &pk, err)
+	}
+	back, _ := proto.Marshal(&pb.InvalidateKeysArgs{MountId: "m", Keys: []string{"k"}, All: true})
+	inv, err := abi.DecodeInvalidation(back)
+	if err != nil || !inv.All || inv.MountID != "m" || !reflect.DeepEqual(inv.Keys, []string{"k"}) {
+		t.Fatalf("%+v %v", inv, err)
+	}
+	if inv, err := abi.DecodeInvalidation(abi.AppendInvalidateKeys(nil, "m", []string{"a"})); err != nil || inv.All {
+		t.Fatalf("%+v %v", inv, err)
+	}
+}
+
+// The invalidated keys of a request can be read when the rest of it
+// cannot (a module must apply them regardless).
+func TestDecodeInvalidatedKeysOfBadRequest(t *testing.T) {
+	b, _ := proto.Marshal(&pb.HandleRequestArgs{Request: &pb.Request{Path: "p"}})
+	b[len(b)-1] = 0xff // invalid UTF-8 in the path
+	b = abi.AppendInvalidatedKeys(b, []string{"meta/a", ""})
+	if _, err := abi.DecodeRequestArgs(b); err == nil {
+		t.Fatal("invalid UTF-8 accepted")
+	}
+	keys, err := abi.DecodeInvalidatedKeys(b)
+	if err != nil || !reflect.DeepEqual(keys, []string{"meta/a", ""}) {
+		t.Fatalf("%q %v", keys, err)
+	}
+	if _, err := abi.DecodeInvalidatedKeys(append(b, 0x2a, 0x01, 0xff)); err == nil {
+		t.Fatal("an invalidated key that is not UTF-8 accepted")
+	}
+}
+
+// A request with a string protobuf cannot carry is refused before
+// encoding, as protobuf-go refuses to marshal it; its data (JSON) is not.
+func TestAppendRequestArgsRefusesInvalidUTF8(t *testing.T) {
+	for _, r := range []*logical.Request{
+		{Path: "data/\xff"},
+		{Path: "p", Headers: map[string][]string{"X": {"\xff"}}},
+		{Path: "p", Auth: &logical.Auth{Policies: []string{"a\xffb"}}},
+		{Path: "p", Auth: &logical.Auth{Alias: &logical.Alias{Metadata: map[string]string{"\xff": ""}}}},
+		{Path: "p", Secret: &logical.Secret{LeaseID: "\xff"}},
+	} {
+		if _, err := abi.AppendRequestArgs(nil, &abi.RequestArgs{Request: r}); !errors.Is(err, abi.ErrInvalidUTF8) {
+			t.Errorf("%+v: %v, want ErrInvalidUTF8", r, err)
+		}
+		if _, err := proto.Marshal(mustProto(t, r)); err == nil {
+			t.Errorf("%+v: protobuf-go encodes it", r)
+		}
+	}
+	if _, err := abi.AppendRequestArgs(nil, &abi.RequestArgs{InvalidatedKeys: []string{"\xff"}}); !errors.Is(err, abi.ErrInvalidUTF8) {
+		t.Errorf("invalidated key: %v", err)
+	}
+	if _, err := abi.AppendRequestArgs(nil, &abi.RequestArgs{Request: &logical.Request{Path: "p", Data: map[string]any{"s": "\xff"}}}); err != nil {
+		t.Errorf("data: %v", err)
+	}
+}
+
+func mustProto(t *testing.T, r *logical.Request) *pb.Request {
+	t.Helper()
+	p, err := plugin.RequestToProto(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

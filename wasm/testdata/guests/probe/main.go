@@ -50,6 +50,11 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 			delete(cache, key)
 			mu.Unlock()
 		},
+		InvalidateAllFunc: func(context.Context) {
+			mu.Lock()
+			clear(cache)
+			mu.Unlock()
+		},
 		Paths: []*framework.Path{
 			{Pattern: "echo", TakesArbitraryInput: true, Operations: op(echo)},
 			{Pattern: "rt", Operations: op(roundTrip)},
@@ -158,6 +163,15 @@ func increment(ctx context.Context, req *logical.Request, _ *framework.FieldData
 	return &logical.Response{Data: map[string]any{"n": n}}, req.Storage.Put(ctx, &logical.StorageEntry{Key: "counter", Value: []byte(strconv.Itoa(n))})
 }
 
+// exhaust makes host calls until the host refuses one.
+func exhaust(ctx context.Context, s logical.Storage) error {
+	for {
+		if _, err := s.Get(ctx, "x"); err != nil {
+			return err
+		}
+	}
+}
+
 var spin uint64
 
 func loop(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
@@ -254,12 +268,20 @@ func memStats(context.Context, *logical.Request, *framework.FieldData) (*logical
 
 // lockedIncrement increments counter/<key> under the key's keyed lock,
 // reading through the instance cache (which the lock grant must keep
-// exact). mode "panic", "trap" and "hold" end the call holding the lock.
+// exact). mode "panic", "trap" and "hold" end the call holding the lock;
+// "exhaust" uses up the call's host calls holding it, "exhaustlock"
+// before taking it.
 func lockedIncrement(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	key := "counter/" + d.Get("key").(string)
+	mode := d.Get("mode").(string)
+	if mode == "exhaustlock" {
+		_ = exhaust(ctx, req.Storage)
+	}
 	locks.Lock(key)
 	defer locks.Unlock(key)
-	switch d.Get("mode").(string) {
+	switch mode {
+	case "exhaust":
+		return nil, exhaust(ctx, req.Storage)
 	case "panic":
 		panic("holding a lock")
 	case "trap":

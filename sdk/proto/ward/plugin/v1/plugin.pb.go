@@ -2024,9 +2024,13 @@ func (x *StorageResult) GetError() *Error {
 // kernel. One message carries every key queued since the instance's last
 // call.
 type InvalidateKeysArgs struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MountId       string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
-	Keys          []string               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	MountId string                 `protobuf:"bytes,1,opt,name=mount_id,json=mountId,proto3" json:"mount_id,omitempty"`
+	Keys    []string               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	// ABI v1.1: too much changed to list (more than the host keeps, or more
+	// than fits in a message): drop everything cached from storage. keys is
+	// then empty. A module that cannot must end the instance (proc_exit).
+	All           bool `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2073,6 +2077,13 @@ func (x *InvalidateKeysArgs) GetKeys() []string {
 		return x.Keys
 	}
 	return nil
+}
+
+func (x *InvalidateKeysArgs) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
 }
 
 // HTTPRequest is an outbound HTTP request a WASM module asks the host to
@@ -2393,10 +2404,11 @@ const file_ward_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x12\n" +
 	"\x04keys\x18\x03 \x03(\tR\x04keys\x12+\n" +
-	"\x05error\x18\x04 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error\"C\n" +
+	"\x05error\x18\x04 \x01(\v2\x15.ward.plugin.v1.ErrorR\x05error\"U\n" +
 	"\x12InvalidateKeysArgs\x12\x19\n" +
 	"\bmount_id\x18\x01 \x01(\tR\amountId\x12\x12\n" +
-	"\x04keys\x18\x02 \x03(\tR\x04keys\"\xe3\x01\n" +
+	"\x04keys\x18\x02 \x03(\tR\x04keys\x12\x10\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\"\xe3\x01\n" +
 	"\vHTTPRequest\x12\x16\n" +
 	"\x06method\x18\x01 \x01(\tR\x06method\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12B\n" +
