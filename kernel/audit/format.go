@@ -15,7 +15,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/wardproject/ward/sdk/jsonvalue"
 )
 
 // hmacPrefix identifies a redacted value, as in Vault ("hmac-sha256:<hex>").
@@ -562,59 +563,7 @@ func isJSONNumber(s string) bool {
 	return json.Valid([]byte(s))
 }
 
-const hexDigits = "0123456789abcdef"
-
 // appendString appends s as a JSON string, escaped as encoding/json does
-// without HTML escaping: quotes, backslashes and control characters are
-// escaped, invalid UTF-8 becomes U+FFFD, and U+2028 and U+2029 are escaped
-// for JavaScript consumers.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// without HTML escaping (sdk/jsonvalue: one implementation for the guest
+// codec and the audit format).
+func appendString(dst []byte, s string) []byte { return jsonvalue.AppendString(dst, s, false) }
