@@ -21,6 +21,31 @@ type Cluster interface {
 	// with the barrier's view for the cluster's own secrets (core/raft/).
 	// An error is logged; the node serves anyway.
 	Activate(ctx context.Context, s logical.Storage) error
+	// RemovePeer removes the named node from the cluster for good
+	// (sys/storage/raft/remove-peer).
+	RemovePeer(ctx context.Context, name string) error
+	// Autopilot reports the health of every server, as the leader sees
+	// it (sys/storage/raft/autopilot/state).
+	Autopilot(ctx context.Context) (AutopilotState, error)
+}
+
+// AutopilotState is the cluster's health as the leader sees it.
+type AutopilotState struct {
+	Healthy bool
+	// FailureTolerance is how many voters may fail with the cluster still
+	// able to elect a leader.
+	FailureTolerance int
+	Leader           string
+	Servers          []AutopilotServer
+}
+
+// AutopilotServer is one server's health.
+type AutopilotServer struct {
+	NodeID, Address string
+	Status          string // "leader", "voter" or "non-voter"
+	LastIndex       uint64 // how far its log agrees with the leader's
+	Lag             uint64 // entries behind the leader
+	Healthy         bool
 }
 
 // ClusterStatus is a point-in-time view of the cluster from this node.
@@ -108,6 +133,19 @@ func (s *system) clusterPaths() []*framework.Path {
 			HelpSynopsis: "Hand the active duties to another node (raft leadership transfer).",
 		},
 		{
+			Pattern: "storage/raft/remove-peer",
+			Fields: map[string]*framework.FieldSchema{
+				"server_id": {Type: framework.TypeString, Description: "The node_id of the server to remove.", Required: true},
+			},
+			Operations:   map[logical.Operation]framework.OperationFunc{logical.UpdateOperation: s.removePeer},
+			HelpSynopsis: "Remove a server from the raft cluster; its ID can never rejoin.",
+		},
+		{
+			Pattern:      "storage/raft/autopilot/state",
+			Operations:   map[logical.Operation]framework.OperationFunc{logical.ReadOperation: s.autopilotState},
+			HelpSynopsis: "The health of every server of the raft cluster, as the leader sees it.",
+		},
+		{
 			Pattern:      "storage/raft/configuration",
 			Operations:   map[logical.Operation]framework.OperationFunc{logical.ReadOperation: s.raftConfiguration},
 			HelpSynopsis: "The raft configuration: every server, its address, whether it votes and which leads.",
@@ -161,4 +199,50 @@ func (s *system) stepDown(ctx context.Context, req *logical.Request, d *framewor
 		return nil, logical.InvalidRequest("step down: %v", err)
 	}
 	return nil, nil
+}
+
+func (s *system) removePeer(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	st, err := s.clusterStatus()
+	if err != nil {
+		return nil, err
+	}
+	name := d.Get("server_id").(string)
+	if name == "" {
+		return nil, logical.InvalidRequest("server_id is required")
+	}
+	if name == st.NodeID {
+		return nil, logical.InvalidRequest("this node leads: step down first, then remove it from the new active node")
+	}
+	if _, ok := st.server(name); !ok {
+		return nil, logical.InvalidRequest("no server %q in the raft configuration", name)
+	}
+	if err := s.core.cfg.Cluster.RemovePeer(ctx, name); err != nil {
+		return nil, logical.InvalidRequest("remove %q: %v", name, err)
+	}
+	return nil, nil
+}
+
+func (s *system) autopilotState(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	if _, err := s.clusterStatus(); err != nil {
+		return nil, err
+	}
+	ap, err := s.core.cfg.Cluster.Autopilot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	servers := map[string]any{}
+	var voters []string
+	for _, srv := range ap.Servers {
+		if srv.Status != "non-voter" {
+			voters = append(voters, srv.NodeID)
+		}
+		servers[srv.NodeID] = map[string]any{
+			"id": srv.NodeID, "name": srv.NodeID, "address": srv.Address, "status": srv.Status,
+			"node_status": "alive", "healthy": srv.Healthy, "last_index": srv.LastIndex, "lag": srv.Lag,
+		}
+	}
+	return &logical.Response{Data: map[string]any{
+		"healthy": ap.Healthy, "failure_tolerance": ap.FailureTolerance, "leader": ap.Leader,
+		"voters": voters, "servers": servers,
+	}}, nil
 }

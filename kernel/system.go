@@ -28,7 +28,7 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 		Help: "The system backend: mounts, plugins, policies and seal control.",
 		PathsSpecial: &logical.Paths{
 			Root: []string{"auth/*", "plugins/catalog/*", "plugins/reload/*", "seal", "audit", "audit/*", "audit-hash/*", "leases/revoke-prefix/*", "leases/revoke-force/*", "revoke-prefix/*", "revoke-force/*", // as in Vault
-				"rotate", "rotate/*", "rekey/*", "rekey-recovery-key/*", "step-down"},
+				"rotate", "rotate/*", "rekey/*", "rekey-recovery-key/*", "step-down", "storage/raft/remove-peer"},
 			// Root generation is authorized by the key shares, as in Vault.
 			Unauthenticated: []string{"generate-root/*", "generate-root-token/*",
 				"wrapping/lookup"}, // the wrapping token is its own credential (Vault)

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -64,6 +65,22 @@ func TestClusterEndpointsOneNode(t *testing.T) {
 	}
 	if leader, err := c.Sys().Leader(); err != nil || !leader.IsSelf {
 		t.Errorf("after a refused step-down: %+v, %v", leader, err)
+	}
+
+	ap, err := c.Logical().Read("sys/storage/raft/autopilot/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := ts.srv.store.nodeName
+	self, _ := ap.Data["servers"].(map[string]any)[name].(map[string]any)
+	if ap.Data["healthy"] != true || ap.Data["leader"] != name || self["status"] != "leader" || self["healthy"] != true ||
+		fmt.Sprint(ap.Data["failure_tolerance"]) != "0" {
+		t.Errorf("autopilot state: %v", ap.Data)
+	}
+	for server, want := range map[string]string{name: "step down first", "no-such-node": "no server"} {
+		if _, err := c.Logical().Write("sys/storage/raft/remove-peer", map[string]any{"server_id": server}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("remove-peer %s: %v, want %q", server, err, want)
+		}
 	}
 
 	// The CLI over the same endpoints.

@@ -271,3 +271,94 @@ func nodeName(dir, configured string) (string, error) {
 	}
 	return name, nil
 }
+
+// RemovePeer implements kernel.Cluster: the named member leaves the
+// configuration (its raft ID can never come back) and its record goes.
+func (n *Node) RemovePeer(ctx context.Context, name string) error {
+	members, err := n.raft.LocalMembers()
+	if err != nil {
+		return err
+	}
+	var id uint64
+	for _, m := range members {
+		if m.Name == name {
+			id = m.ID
+		}
+	}
+	if id == 0 {
+		// A member without a record is named by its raft ID.
+		if v, err := strconv.ParseUint(name, 10, 64); err == nil {
+			id = v
+		}
+	}
+	if id == 0 {
+		return fmt.Errorf("no member named %q", name)
+	}
+	if id == n.raft.ID() {
+		return errors.New("a node cannot remove itself")
+	}
+	if err := n.raft.RemoveNode(ctx, id); err != nil {
+		return err
+	}
+	return n.raft.DeleteMember(ctx, id)
+}
+
+// Autopilot implements kernel.Cluster. A server is healthy when its log
+// is within autopilotMaxLag entries of the leader's.
+func (n *Node) Autopilot(ctx context.Context) (kernel.AutopilotState, error) {
+	st := n.ClusterStatus()
+	rs := n.raft.Status()
+	match, last, err := n.raft.Progress(ctx)
+	if err != nil {
+		return kernel.AutopilotState{}, err
+	}
+	if match == nil {
+		return kernel.AutopilotState{}, errors.New("this node does not lead: ask the active node")
+	}
+	ids := map[string]uint64{}
+	for _, id := range append(append([]uint64{}, rs.Voters...), rs.Learners...) {
+		ids[nameOf(st, id, n)] = id
+	}
+	out := kernel.AutopilotState{Healthy: true, Leader: st.LeaderID}
+	healthyVoters := 0
+	for _, srv := range st.Servers {
+		id := ids[srv.NodeID]
+		m := match[id]
+		lag := uint64(0)
+		if last > m {
+			lag = last - m
+		}
+		a := kernel.AutopilotServer{NodeID: srv.NodeID, Address: srv.ClusterAddress, LastIndex: m, Lag: lag,
+			Healthy: lag <= autopilotMaxLag, Status: "voter"}
+		switch {
+		case srv.NodeID == st.LeaderID:
+			a.Status = "leader"
+		case !srv.Voter:
+			a.Status = "non-voter"
+		}
+		if a.Healthy && a.Status != "non-voter" {
+			healthyVoters++
+		}
+		out.Healthy = out.Healthy && a.Healthy
+		out.Servers = append(out.Servers, a)
+	}
+	if q := len(rs.Voters)/2 + 1; healthyVoters > q-1 {
+		out.FailureTolerance = healthyVoters - q
+	}
+	return out, nil
+}
+
+// nameOf is the name ClusterStatus gives raft node id.
+func nameOf(st kernel.ClusterStatus, id uint64, n *Node) string {
+	if id == n.raft.ID() {
+		return st.NodeID
+	}
+	if ms, err := n.raft.LocalMembers(); err == nil {
+		for _, m := range ms {
+			if m.ID == id && m.Name != "" {
+				return m.Name
+			}
+		}
+	}
+	return strconv.FormatUint(id, 10)
+}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -38,6 +39,12 @@ func (v *raftView) ClusterStatus() kernel.ClusterStatus {
 func (v *raftView) StepDown(ctx context.Context) error { return v.node.StepDown(ctx) }
 
 func (v *raftView) Activate(context.Context, logical.Storage) error { return nil }
+
+func (v *raftView) RemovePeer(context.Context, string) error { return errors.New("not in this test") }
+
+func (v *raftView) Autopilot(context.Context) (kernel.AutopilotState, error) {
+	return kernel.AutopilotState{}, errors.New("not in this test")
+}
 
 type haNode struct {
 	id   uint64

@@ -99,3 +99,21 @@ func (n *Node) PromoteLearners(ctx context.Context, maxLag uint64) ([]uint64, er
 	}
 	return promoted, nil
 }
+
+// Progress returns, on the leader, each member's match index (how far its
+// log is known to agree with the leader's) and the leader's last index; a
+// node that does not lead returns nil.
+func (n *Node) Progress(ctx context.Context) (match map[uint64]uint64, last uint64, err error) {
+	err = n.do(ctx, func() {
+		st := n.rn.Status()
+		if st.RaftState != raft.StateLeader {
+			return
+		}
+		match = map[uint64]uint64{}
+		for id, pr := range st.Progress {
+			match[id] = pr.Match
+		}
+		last = n.log.lastIndex()
+	})
+	return match, last, err
+}

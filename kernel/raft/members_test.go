@@ -111,6 +111,13 @@ func TestMembersOnApplyAndPromotion(t *testing.T) {
 	if got, err := fresh.LocalMembers(); err != nil || len(got) != 1 || got[0] != m {
 		t.Fatalf("new node's members: %+v, %v", got, err)
 	}
+	match, last, err := lead.Progress(ctx)
+	if err != nil || len(match) != 4 || last == 0 || match[lead.ID()] != last {
+		t.Fatalf("leader's progress: %v, last %d, %v", match, last, err)
+	}
+	if match, _, err := f.Progress(ctx); err != nil || match != nil {
+		t.Fatalf("a follower's progress: %v, %v", match, err)
+	}
 	if err := lead.DeleteMember(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
