@@ -91,6 +91,13 @@ func TestClusterEndpointsOneNode(t *testing.T) {
 	if len(peers) != 1 || peers[0]["Node"] != ts.srv.store.nodeName || peers[0]["State"] != "leader" || peers[0]["Voter"] != "true" {
 		t.Errorf("list-peers: %v", peers)
 	}
+	state := parseKeyValueTable(t, strings.SplitN(runCLI(t, "operator", "raft", "autopilot", "state").wantCode(t, 0).stdout, "\n\n", 2)[0])
+	if state["Healthy"] != "true" || state["Leader"] != ts.srv.store.nodeName {
+		t.Errorf("autopilot state: %v", state)
+	}
+	if r := runCLI(t, "operator", "raft", "remove-peer", "no-such-node"); r.code == 0 || !strings.Contains(r.stderr, "no server") {
+		t.Errorf("remove-peer of an unknown node: %d %q", r.code, r.stderr)
+	}
 	if r := runCLI(t, "operator", "step-down"); r.code == 0 || !strings.Contains(r.stderr, "no other voter") {
 		t.Errorf("operator step-down on one node: %d %q", r.code, r.stderr)
 	}
