@@ -27,6 +27,9 @@ type Cluster interface {
 	// Autopilot reports the health of every server, as the leader sees
 	// it (sys/storage/raft/autopilot/state).
 	Autopilot(ctx context.Context) (AutopilotState, error)
+	// Admit certifies a node that answered its join challenge, records it
+	// and adds it as a learner; s is the barrier's view for the cluster.
+	Admit(ctx context.Context, req JoinRequest, s logical.Storage) (*JoinResult, error)
 }
 
 // AutopilotState is the cluster's health as the leader sees it.

@@ -31,6 +31,7 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 				"rotate", "rotate/*", "rekey/*", "rekey-recovery-key/*", "step-down", "storage/raft/remove-peer"},
 			// Root generation is authorized by the key shares, as in Vault.
 			Unauthenticated: []string{"generate-root/*", "generate-root-token/*",
+				"storage/raft/bootstrap/*", // a joining node has no token: it proves it holds the keys
 				"wrapping/lookup"}, // the wrapping token is its own credential (Vault)
 		},
 		Paths: []*framework.Path{
@@ -100,6 +101,7 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 	b.Paths = append(b.Paths, s.wrappingPaths()...)
 	b.Paths = append(b.Paths, s.keyPaths()...)
 	b.Paths = append(b.Paths, s.clusterPaths()...)
+	b.Paths = append(b.Paths, s.joinPaths()...)
 	b.Paths = append(b.Paths, s.mountPaths(s.u.secrets, "mounts")...)
 	b.Paths = append(b.Paths, s.mountPaths(s.u.auths, "auth")...)
 	return b

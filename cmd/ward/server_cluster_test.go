@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
@@ -10,6 +15,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openbao/openbao/api/v2"
+
+	"github.com/wardproject/ward/kernel"
+	"github.com/wardproject/ward/kernel/raft"
 )
 
 // TestClusterEndpointsOneNode: a server on raft storage reports itself as
@@ -187,4 +197,128 @@ func TestClusterPortFirstNode(t *testing.T) {
 	if leader, err := ts.client(root).Sys().Leader(); err != nil || !leader.IsSelf || leader.LeaderClusterAddress != "https://"+addr {
 		t.Fatalf("sys/leader after restart: %+v, %v", leader, err)
 	}
+}
+
+// TestJoinChallengeAndAdmission: the active node's side of a join. A
+// caller without the keys gets only ciphertext; with the unseal keys the
+// records open to the answer (kernel.OpenJoinChallenge, what a joining
+// node runs), which admits the node once: it is certified for its own
+// public key and raft ID and added as a learner. Wrong or replayed answers
+// are refused; remove-peer takes the learner out again.
+func TestJoinChallengeAndAdmission(t *testing.T) {
+	ts := startServer(t, serverOpts{clusterAddr: "https://" + freeAddr(t)})
+	keys, root := ts.initUnseal(3, 2)
+	c := ts.client(root)
+	anon := ts.client("")
+	waitForTLS := time.Now().Add(10 * time.Second)
+	for ts.srv.store.node.ClusterStatus().Servers[0].ClusterAddress == "" && time.Now().Before(waitForTLS) {
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	challenge := func() (map[string][]byte, string) {
+		t.Helper()
+		s, err := anon.Logical().Write("sys/storage/raft/bootstrap/challenge", map[string]any{"server_id": "node-b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		records := map[string][]byte{}
+		for k, v := range s.Data["records"].(map[string]any) {
+			b, err := base64.StdEncoding.DecodeString(v.(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			records[k] = b
+		}
+		return records, s.Data["challenge_key"].(string)
+	}
+	records, key := challenge()
+	for k, v := range records {
+		for _, share := range keys {
+			if bytes.Contains(v, mustDecodeShare(t, share)) {
+				t.Fatalf("record %s holds a key share", k)
+			}
+		}
+	}
+	if _, err := kernel.OpenJoinChallenge(context.Background(), records, key, nil, [][]byte{mustDecodeShare(t, keys[0])}); err == nil {
+		t.Fatal("one share of a 2-of-3 opened the challenge")
+	}
+	answer, err := kernel.OpenJoinChallenge(context.Background(), records, key, nil,
+		[][]byte{mustDecodeShare(t, keys[0]), mustDecodeShare(t, keys[2])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pub, err := raft.NewNodeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const raftID = 0xb0b
+	post := func(answer []byte) (*api.Secret, error) {
+		return anon.Logical().Write("sys/storage/raft/bootstrap/answer", map[string]any{
+			"server_id": "node-b", "answer": base64.StdEncoding.EncodeToString(answer), "raft_id": fmt.Sprint(raftID),
+			"cluster_addr": "127.0.0.1:1", "api_addr": "http://127.0.0.1:2", "public_key": string(pub)})
+	}
+	wrong := append([]byte(nil), answer...)
+	wrong[0] ^= 1
+	if _, err := post(wrong); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("a wrong answer: %v", err)
+	}
+	// The wrong answer used the challenge up: ask again.
+	records, key = challenge()
+	if answer, err = kernel.OpenJoinChallenge(context.Background(), records, key, nil,
+		[][]byte{mustDecodeShare(t, keys[1]), mustDecodeShare(t, keys[2])}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := post(answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := post(answer); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("a replayed answer: %v", err)
+	}
+	block, _ := pem.Decode([]byte(res.Data["node_cert"].(string)))
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, id, err := raft.PeerIdentity(cert); err != nil || id != raftID {
+		t.Fatalf("certificate identity %x, %v", id, err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(res.Data["ca_cert"].(string)))
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Fatalf("the node certificate does not chain to the cluster CA: %v", err)
+	}
+	if !strings.Contains(res.Data["members"].(string), `"node-b"`) {
+		t.Errorf("members: %s", res.Data["members"])
+	}
+	cfg, err := c.Logical().Read("sys/storage/raft/configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var learner map[string]any
+	for _, s := range cfg.Data["config"].(map[string]any)["servers"].([]any) {
+		if m := s.(map[string]any); m["node_id"] == "node-b" {
+			learner = m
+		}
+	}
+	if learner == nil || learner["voter"] != false || learner["address"] != "127.0.0.1:1" {
+		t.Fatalf("node-b in the configuration: %v", cfg.Data)
+	}
+	if _, err := c.Logical().Write("sys/storage/raft/remove-peer", map[string]any{"server_id": "node-b"}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = c.Logical().Read("sys/storage/raft/configuration"); err != nil || len(cfg.Data["config"].(map[string]any)["servers"].([]any)) != 1 {
+		t.Fatalf("after remove-peer: %v, %v", cfg.Data, err)
+	}
+}
+
+func mustDecodeShare(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		if b, err = base64.StdEncoding.DecodeString(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b
 }

@@ -651,3 +651,6 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 func bytesOf(s string) []byte {
 	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
+
+// DataKey is the physical key of logical entry key.
+func DataKey(key string) string { return dataPrefix + key }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/wardproject/ward/kernel"
 	"github.com/wardproject/ward/kernel/raft"
 	"github.com/wardproject/ward/sdk/logical"
 )
@@ -188,4 +189,57 @@ func (n *Node) writeTLS(caPEM, certPEM, keyPEM []byte) error {
 		}
 	}
 	return nil
+}
+
+// Admit implements kernel.Cluster: it certifies a node that answered its
+// join challenge (the key pair is the node's own: only its public key came
+// here), records it and adds it as a learner; the autopilot promotes it
+// once it has caught up.
+func (n *Node) Admit(ctx context.Context, req kernel.JoinRequest, s logical.Storage) (*kernel.JoinResult, error) {
+	host, port, err := net.SplitHostPort(req.ClusterAddr)
+	if err != nil || port == "" || port == "0" || host == "" {
+		return nil, fmt.Errorf("cluster_addr %q: want host:port", req.ClusterAddr)
+	}
+	members, err := n.raft.LocalMembers()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range members {
+		if m.Name == req.Name && m.ID != req.RaftID {
+			return nil, fmt.Errorf("a member is already named %q: remove it first (remove-peer)", req.Name)
+		}
+	}
+	ca, err := loadOrCreateCA(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	cr := raft.NodeCertRequest{NodeID: req.RaftID, PublicKeyPEM: req.PublicKeyPEM}
+	if ip := net.ParseIP(host); ip != nil {
+		cr.IPs = []net.IP{ip}
+	} else {
+		cr.DNSNames = []string{host}
+	}
+	certPEM, _, err := raft.IssueNodeCert(ca.CertPEM, ca.KeyPEM, cr)
+	if err != nil {
+		return nil, err
+	}
+	// The record first: every node's transport learns the address before
+	// raft starts sending to the new member.
+	m := raft.Member{ID: req.RaftID, Name: req.Name, ClusterAddr: req.ClusterAddr, APIAddr: req.APIAddr}
+	if err := n.raft.SetMember(ctx, m); err != nil {
+		return nil, err
+	}
+	if err := n.raft.AddLearner(ctx, req.RaftID); err != nil {
+		_ = n.raft.DeleteMember(ctx, req.RaftID)
+		return nil, err
+	}
+	n.log.Info("cluster: node admitted as a learner", "node", req.Name, "raft_id", req.RaftID, "cluster_addr", req.ClusterAddr)
+	if members, err = n.raft.LocalMembers(); err != nil {
+		return nil, err
+	}
+	res := &kernel.JoinResult{CACertPEM: ca.CertPEM, CertPEM: certPEM}
+	for _, m := range members {
+		res.Members = append(res.Members, kernel.JoinMember{ID: m.ID, Name: m.Name, ClusterAddr: m.ClusterAddr, APIAddr: m.APIAddr})
+	}
+	return res, nil
 }

@@ -42,6 +42,10 @@ func (v *raftView) Activate(context.Context, logical.Storage) error { return nil
 
 func (v *raftView) RemovePeer(context.Context, string) error { return errors.New("not in this test") }
 
+func (v *raftView) Admit(context.Context, kernel.JoinRequest, logical.Storage) (*kernel.JoinResult, error) {
+	return nil, errors.New("not in this test")
+}
+
 func (v *raftView) Autopilot(context.Context) (kernel.AutopilotState, error) {
 	return kernel.AutopilotState{}, errors.New("not in this test")
 }
