@@ -2,13 +2,20 @@ package kernel
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/wardproject/ward/kernel/barrier"
@@ -20,21 +27,28 @@ import (
 
 // Joining a raft cluster, the active node's side (docs/clustering.md).
 // A new node proves it holds the cluster's keys before it is let in: the
-// active node stores a random answer in the barrier and hands the new node
-// the physical records needed to read it back — the seal configuration,
-// the encrypted root key, the keyring and the answer's ciphertext, all
-// encrypted, so a node without the keys learns nothing. Unsealed with the
-// cluster's keys over those records (OpenJoinChallenge), the new node reads
-// the answer and posts it with its raft ID, addresses and public key; the
-// active node then certifies it and adds it as a learner.
+// active node draws a random answer, encrypts it with the barrier (not
+// stored: challenges live in this node's memory, so an unauthenticated
+// caller cannot make it write) and hands the new node that ciphertext with
+// the physical records needed to read it — the seal configuration, the
+// encrypted root key and the keyring, all encrypted, so a node without the
+// keys learns nothing. Unsealed with the cluster's keys over those records
+// (OpenJoinChallenge), the new node reads the answer and posts a proof: an
+// HMAC, keyed with the answer, of everything it asks to be admitted with
+// (JoinProof), so that whoever relays the exchange cannot swap in another
+// key or address. The active node then certifies it and adds it as a
+// learner. Each challenge allows one attempt.
 
 const (
 	challengePrefix = "core/raft/challenges/"
 	// challengeTTL is how long a challenge may be answered.
 	challengeTTL = 5 * time.Minute
-	// maxChallenges bounds the challenges pending at once: the endpoint is
-	// unauthenticated, and each one is a storage write.
-	maxChallenges = 32
+	// maxChallenges bounds the challenges held at once; beyond it the
+	// oldest is dropped (a flood delays joins, never blocks them for good).
+	maxChallenges = 256
+	// Bounds of the answer's fields, which end up in replicated records.
+	maxAddrLen      = 256
+	maxPublicKeyLen = 2048
 )
 
 // joinRecords are the physical records a joining node is unsealed against.
@@ -42,9 +56,50 @@ var joinRecords = []string{"seal/config", "seal/root-key", "seal/recovery-key", 
 
 var serverIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
-type joinChallenge struct {
-	Answer  []byte    `json:"answer"`
-	Expires time.Time `json:"expires"`
+// pendingJoin is a challenge handed out and not yet answered.
+type pendingJoin struct {
+	serverID string
+	answer   []byte
+	expires  time.Time
+}
+
+// joinChallenges are the active node's pending challenges, by handle.
+type joinChallenges struct {
+	mu      sync.Mutex
+	pending map[string]*pendingJoin
+	order   []string // handles, oldest first
+}
+
+func (j *joinChallenges) add(now time.Time, handle string, p *pendingJoin) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.pending == nil {
+		j.pending = map[string]*pendingJoin{}
+	}
+	keep := j.order[:0]
+	for _, h := range j.order {
+		if q := j.pending[h]; q != nil && now.Before(q.expires) {
+			keep = append(keep, h)
+		} else {
+			delete(j.pending, h)
+		}
+	}
+	j.order = keep
+	for len(j.order) >= maxChallenges {
+		delete(j.pending, j.order[0])
+		j.order = j.order[1:]
+	}
+	j.pending[handle] = p
+	j.order = append(j.order, handle)
+}
+
+// take removes and returns a challenge: one attempt each.
+func (j *joinChallenges) take(handle string) *pendingJoin {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	p := j.pending[handle]
+	delete(j.pending, handle)
+	return p
 }
 
 // JoinRequest is what a new node asks to be admitted with.
@@ -54,6 +109,19 @@ type JoinRequest struct {
 	ClusterAddr  string
 	APIAddr      string
 	PublicKeyPEM []byte
+}
+
+// JoinProof is what a joining node posts: an HMAC-SHA256, keyed with the
+// challenge's answer, of the request it asks to be admitted with.
+func JoinProof(answer []byte, r JoinRequest) []byte {
+	m := hmac.New(sha256.New, answer)
+	for _, f := range []string{"ward-raft-join-v1", r.Name, strconv.FormatUint(r.RaftID, 10), r.ClusterAddr, r.APIAddr, string(r.PublicKeyPEM)} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
+		m.Write(n[:])
+		m.Write([]byte(f))
+	}
+	return m.Sum(nil)
 }
 
 // JoinResult is what an admitted node needs to reach the cluster.
@@ -84,7 +152,8 @@ func (s *system) joinPaths() []*framework.Path {
 			Pattern: "storage/raft/bootstrap/answer",
 			Fields: map[string]*framework.FieldSchema{
 				"server_id":    {Type: framework.TypeString, Required: true},
-				"answer":       {Type: framework.TypeString, Description: "The challenge's answer, base64.", Required: true},
+				"challenge":    {Type: framework.TypeString, Description: "The challenge_key the challenge came with.", Required: true},
+				"proof":        {Type: framework.TypeString, Description: "JoinProof of this request under the answer, base64.", Required: true},
 				"raft_id":      {Type: framework.TypeString, Description: "The new node's raft ID, decimal.", Required: true},
 				"cluster_addr": {Type: framework.TypeString, Description: "host:port of its raft transport.", Required: true},
 				"api_addr":     {Type: framework.TypeString},
@@ -104,33 +173,23 @@ func (s *system) joinChallenge(ctx context.Context, req *logical.Request, d *fra
 	if !serverIDPattern.MatchString(id) {
 		return nil, logical.InvalidRequest("server_id: 1 to 128 letters, digits, '.', '_' or '-'")
 	}
-	b := s.core.barrier
-	if err := s.purgeChallenges(ctx); err != nil {
+	var h [16]byte
+	p := &pendingJoin{serverID: id, answer: make([]byte, 32), expires: s.core.cfg.Now().Add(challengeTTL)}
+	if _, err := rand.Read(h[:]); err != nil {
 		return nil, err
 	}
-	pending, err := b.List(ctx, challengePrefix)
+	if _, err := rand.Read(p.answer); err != nil {
+		return nil, err
+	}
+	handle := hex.EncodeToString(h[:])
+	key := challengePrefix + handle
+	ct, err := s.core.barrier.Encrypt(key, p.answer)
 	if err != nil {
 		return nil, err
 	}
-	if len(pending) >= maxChallenges {
-		return nil, logical.Errorf(logical.CodeUnavailable, "too many joins in progress: retry later")
-	}
-	ch := joinChallenge{Answer: make([]byte, 32), Expires: s.core.cfg.Now().Add(challengeTTL)}
-	if _, err := rand.Read(ch.Answer); err != nil {
-		return nil, err
-	}
-	v, err := json.Marshal(ch)
-	if err != nil {
-		return nil, err
-	}
-	key := challengePrefix + id
-	if err := b.Put(ctx, key, v); err != nil {
-		return nil, err
-	}
-	records := map[string]any{}
-	phys := s.core.cfg.Storage
-	for _, k := range append(joinRecords, barrier.DataKey(key)) {
-		raw, err := phys.Get(ctx, k)
+	records := map[string]any{barrier.DataKey(key): base64.StdEncoding.EncodeToString(ct)}
+	for _, k := range joinRecords {
+		raw, err := s.core.cfg.Storage.Get(ctx, k)
 		if err != nil {
 			return nil, err
 		}
@@ -138,66 +197,40 @@ func (s *system) joinChallenge(ctx context.Context, req *logical.Request, d *fra
 			records[k] = base64.StdEncoding.EncodeToString(raw)
 		}
 	}
+	s.joins.add(s.core.cfg.Now(), handle, p)
 	return &logical.Response{Data: map[string]any{"records": records, "challenge_key": key, "seal_type": s.core.seal.Type()}}, nil
-}
-
-// purgeChallenges deletes expired challenges.
-func (s *system) purgeChallenges(ctx context.Context) error {
-	b := s.core.barrier
-	ids, err := b.List(ctx, challengePrefix)
-	if err != nil {
-		return err
-	}
-	now := s.core.cfg.Now()
-	for _, id := range ids {
-		v, err := b.Get(ctx, challengePrefix+id)
-		if err != nil {
-			return err
-		}
-		var ch joinChallenge
-		if v == nil || json.Unmarshal(v, &ch) != nil || now.After(ch.Expires) {
-			if err := b.Delete(ctx, challengePrefix+id); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func (s *system) joinAnswer(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if _, err := s.clusterStatus(); err != nil {
 		return nil, err
 	}
-	id := d.Get("server_id").(string)
-	if !serverIDPattern.MatchString(id) {
+	jr := JoinRequest{Name: d.Get("server_id").(string), ClusterAddr: d.Get("cluster_addr").(string),
+		APIAddr: d.Get("api_addr").(string), PublicKeyPEM: []byte(d.Get("public_key").(string))}
+	switch {
+	case !serverIDPattern.MatchString(jr.Name):
 		return nil, logical.InvalidRequest("server_id: 1 to 128 letters, digits, '.', '_' or '-'")
+	case len(jr.ClusterAddr) > maxAddrLen || len(jr.APIAddr) > maxAddrLen:
+		return nil, logical.InvalidRequest("cluster_addr and api_addr: at most %d bytes", maxAddrLen)
+	case len(jr.PublicKeyPEM) == 0 || len(jr.PublicKeyPEM) > maxPublicKeyLen:
+		return nil, logical.InvalidRequest("public_key: a PEM public key of at most %d bytes", maxPublicKeyLen)
 	}
-	answer, err := base64.StdEncoding.DecodeString(d.Get("answer").(string))
-	if err != nil {
-		return nil, logical.InvalidRequest("answer: not base64")
-	}
-	var raftID uint64
-	if _, err := fmt.Sscan(d.Get("raft_id").(string), &raftID); err != nil || raftID == 0 {
+	if _, err := fmt.Sscan(d.Get("raft_id").(string), &jr.RaftID); err != nil || jr.RaftID == 0 {
 		return nil, logical.InvalidRequest("raft_id: a non-zero decimal number")
 	}
-	key := challengePrefix + id
-	v, err := s.core.barrier.Get(ctx, key)
+	proof, err := base64.StdEncoding.DecodeString(d.Get("proof").(string))
 	if err != nil {
-		return nil, err
+		return nil, logical.InvalidRequest("proof: not base64")
 	}
-	var ch joinChallenge
-	if v == nil || json.Unmarshal(v, &ch) != nil || s.core.cfg.Now().After(ch.Expires) ||
-		subtle.ConstantTimeCompare(ch.Answer, answer) != 1 {
-		return nil, logical.Errorf(logical.CodePermissionDenied, "the answer does not match a pending challenge for %q", id)
+	handle := strings.TrimPrefix(d.Get("challenge").(string), challengePrefix)
+	p := s.joins.take(handle)
+	if p == nil || p.serverID != jr.Name || s.core.cfg.Now().After(p.expires) ||
+		subtle.ConstantTimeCompare(JoinProof(p.answer, jr), proof) != 1 {
+		return nil, logical.Errorf(logical.CodePermissionDenied, "the proof does not match a pending challenge for %q", jr.Name)
 	}
-	// One answer per challenge, right or wrong after this point.
-	if err := s.core.barrier.Delete(ctx, key); err != nil {
-		return nil, err
-	}
-	res, err := s.core.cfg.Cluster.Admit(ctx, JoinRequest{Name: id, RaftID: raftID, ClusterAddr: d.Get("cluster_addr").(string),
-		APIAddr: d.Get("api_addr").(string), PublicKeyPEM: []byte(d.Get("public_key").(string))}, s.core.barrier.View("core/raft/"))
+	res, err := s.core.cfg.Cluster.Admit(ctx, jr, s.core.barrier.View("core/raft/"))
 	if err != nil {
-		return nil, logical.InvalidRequest("admit %q: %v", id, err)
+		return nil, logical.InvalidRequest("admit %q: %v", jr.Name, err)
 	}
 	members, _ := json.Marshal(res.Members)
 	return &logical.Response{Data: map[string]any{
@@ -241,14 +274,10 @@ func OpenJoinChallenge(ctx context.Context, records map[string][]byte, challenge
 	if b.Sealed() {
 		return nil, fmt.Errorf("join: not enough key shares to open the challenge")
 	}
-	v, err := b.Get(ctx, challengeKey)
-	if err != nil || v == nil {
+	answer, err := b.Get(ctx, challengeKey)
+	if err != nil || len(answer) == 0 {
 		return nil, fmt.Errorf("join: the challenge could not be read: %v", err)
 	}
-	var ch joinChallenge
-	if err := json.Unmarshal(v, &ch); err != nil {
-		return nil, err
-	}
-	return ch.Answer, nil
+	return answer, nil
 }
 

@@ -18,8 +18,9 @@ import (
 // system is the kernel's own sys/ backend (the parts that need an unsealed
 // server; init, unseal, seal-status and health live in the HTTP layer).
 type system struct {
-	core *Core
-	u    *unsealedState
+	core  *Core
+	u     *unsealedState
+	joins joinChallenges // join.go
 }
 
 func (c *Core) systemBackend(u *unsealedState) logical.Backend {

@@ -202,9 +202,10 @@ func TestClusterPortFirstNode(t *testing.T) {
 // TestJoinChallengeAndAdmission: the active node's side of a join. A
 // caller without the keys gets only ciphertext; with the unseal keys the
 // records open to the answer (kernel.OpenJoinChallenge, what a joining
-// node runs), which admits the node once: it is certified for its own
-// public key and raft ID and added as a learner. Wrong or replayed answers
-// are refused; remove-peer takes the learner out again.
+// node runs), whose proof over the request admits the node once: it is
+// certified for its own public key and raft ID and added as a learner. A
+// proof for another key, a second attempt, a replay, a raft ID or a name
+// already in use are refused; remove-peer takes the learner out again.
 func TestJoinChallengeAndAdmission(t *testing.T) {
 	ts := startServer(t, serverOpts{clusterAddr: "https://" + freeAddr(t)})
 	keys, root := ts.initUnseal(3, 2)
@@ -214,10 +215,12 @@ func TestJoinChallengeAndAdmission(t *testing.T) {
 	for ts.srv.store.node.ClusterStatus().Servers[0].ClusterAddress == "" && time.Now().Before(waitForTLS) {
 		time.Sleep(20 * time.Millisecond)
 	}
+	shares := func(i, j int) [][]byte { return [][]byte{mustDecodeShare(t, keys[i]), mustDecodeShare(t, keys[j])} }
 
-	challenge := func() (map[string][]byte, string) {
+	// challenge asks for a challenge as name and opens it with two shares.
+	challenge := func(name string) (key string, answer []byte) {
 		t.Helper()
-		s, err := anon.Logical().Write("sys/storage/raft/bootstrap/challenge", map[string]any{"server_id": "node-b"})
+		s, err := anon.Logical().Write("sys/storage/raft/bootstrap/challenge", map[string]any{"server_id": name})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,60 +230,61 @@ func TestJoinChallengeAndAdmission(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			for _, share := range keys {
+				if bytes.Contains(b, mustDecodeShare(t, share)) {
+					t.Fatalf("record %s holds a key share", k)
+				}
+			}
 			records[k] = b
 		}
-		return records, s.Data["challenge_key"].(string)
-	}
-	records, key := challenge()
-	for k, v := range records {
-		for _, share := range keys {
-			if bytes.Contains(v, mustDecodeShare(t, share)) {
-				t.Fatalf("record %s holds a key share", k)
-			}
+		key = s.Data["challenge_key"].(string)
+		if _, err := kernel.OpenJoinChallenge(context.Background(), records, key, nil, [][]byte{mustDecodeShare(t, keys[0])}); err == nil {
+			t.Fatal("one share of a 2-of-3 opened the challenge")
 		}
-	}
-	if _, err := kernel.OpenJoinChallenge(context.Background(), records, key, nil, [][]byte{mustDecodeShare(t, keys[0])}); err == nil {
-		t.Fatal("one share of a 2-of-3 opened the challenge")
-	}
-	answer, err := kernel.OpenJoinChallenge(context.Background(), records, key, nil,
-		[][]byte{mustDecodeShare(t, keys[0]), mustDecodeShare(t, keys[2])})
-	if err != nil {
-		t.Fatal(err)
+		if answer, err = kernel.OpenJoinChallenge(context.Background(), records, key, nil, shares(0, 2)); err != nil {
+			t.Fatal(err)
+		}
+		return key, answer
 	}
 	_, pub, err := raft.NewNodeKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	const raftID = 0xb0b
-	post := func(answer []byte) (*api.Secret, error) {
-		return anon.Logical().Write("sys/storage/raft/bootstrap/answer", map[string]any{
-			"server_id": "node-b", "answer": base64.StdEncoding.EncodeToString(answer), "raft_id": fmt.Sprint(raftID),
-			"cluster_addr": "127.0.0.1:1", "api_addr": "http://127.0.0.1:2", "public_key": string(pub)})
-	}
-	wrong := append([]byte(nil), answer...)
-	wrong[0] ^= 1
-	if _, err := post(wrong); err == nil || !strings.Contains(err.Error(), "403") {
-		t.Fatalf("a wrong answer: %v", err)
-	}
-	// The wrong answer used the challenge up: ask again.
-	records, key = challenge()
-	if answer, err = kernel.OpenJoinChallenge(context.Background(), records, key, nil,
-		[][]byte{mustDecodeShare(t, keys[1]), mustDecodeShare(t, keys[2])}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := post(answer)
+	_, otherPub, err := raft.NewNodeKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := post(answer); err == nil || !strings.Contains(err.Error(), "403") {
-		t.Fatalf("a replayed answer: %v", err)
+	req := kernel.JoinRequest{Name: "node-b", RaftID: 0xb0b, ClusterAddr: "127.0.0.1:1", APIAddr: "http://127.0.0.1:2", PublicKeyPEM: pub}
+	post := func(key string, r kernel.JoinRequest, proof []byte) (*api.Secret, error) {
+		return anon.Logical().Write("sys/storage/raft/bootstrap/answer", map[string]any{
+			"server_id": r.Name, "challenge": key, "proof": base64.StdEncoding.EncodeToString(proof), "raft_id": fmt.Sprint(r.RaftID),
+			"cluster_addr": r.ClusterAddr, "api_addr": r.APIAddr, "public_key": string(r.PublicKeyPEM)})
+	}
+	// A relay that swaps in its own key cannot reuse the node's proof, and
+	// the challenge allows one attempt.
+	key, answer := challenge("node-b")
+	swapped := req
+	swapped.PublicKeyPEM = otherPub
+	if _, err := post(key, swapped, kernel.JoinProof(answer, req)); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("a proof for another key: %v", err)
+	}
+	if _, err := post(key, req, kernel.JoinProof(answer, req)); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("a second attempt on one challenge: %v", err)
+	}
+	key, answer = challenge("node-b")
+	res, err := post(key, req, kernel.JoinProof(answer, req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := post(key, req, kernel.JoinProof(answer, req)); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("a replayed proof: %v", err)
 	}
 	block, _ := pem.Decode([]byte(res.Data["node_cert"].(string)))
 	cert, err := x509.ParseCertificate(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, id, err := raft.PeerIdentity(cert); err != nil || id != raftID {
+	if _, id, err := raft.PeerIdentity(cert); err != nil || id != req.RaftID {
 		t.Fatalf("certificate identity %x, %v", id, err)
 	}
 	pool := x509.NewCertPool()
@@ -291,18 +295,31 @@ func TestJoinChallengeAndAdmission(t *testing.T) {
 	if !strings.Contains(res.Data["members"].(string), `"node-b"`) {
 		t.Errorf("members: %s", res.Data["members"])
 	}
+	// Identities in use are not handed out again.
+	leaderID := ts.srv.store.node.Raft().ID()
+	for _, r := range []kernel.JoinRequest{
+		{Name: "node-c", RaftID: leaderID, ClusterAddr: "127.0.0.1:3", PublicKeyPEM: otherPub},
+		{Name: "node-c", RaftID: req.RaftID, ClusterAddr: "127.0.0.1:3", PublicKeyPEM: otherPub},
+		{Name: "node-b", RaftID: 0xc0c, ClusterAddr: "127.0.0.1:3", PublicKeyPEM: otherPub},
+	} {
+		key, answer := challenge(r.Name)
+		if _, err := post(key, r, kernel.JoinProof(answer, r)); err == nil || !strings.Contains(err.Error(), "already") {
+			t.Errorf("admitting %s as raft ID %d: %v", r.Name, r.RaftID, err)
+		}
+	}
 	cfg, err := c.Logical().Read("sys/storage/raft/configuration")
 	if err != nil {
 		t.Fatal(err)
 	}
+	servers := cfg.Data["config"].(map[string]any)["servers"].([]any)
 	var learner map[string]any
-	for _, s := range cfg.Data["config"].(map[string]any)["servers"].([]any) {
+	for _, s := range servers {
 		if m := s.(map[string]any); m["node_id"] == "node-b" {
 			learner = m
 		}
 	}
-	if learner == nil || learner["voter"] != false || learner["address"] != "127.0.0.1:1" {
-		t.Fatalf("node-b in the configuration: %v", cfg.Data)
+	if len(servers) != 2 || learner == nil || learner["voter"] != false || learner["address"] != "127.0.0.1:1" {
+		t.Fatalf("the configuration: %v", cfg.Data)
 	}
 	if _, err := c.Logical().Write("sys/storage/raft/remove-peer", map[string]any{"server_id": "node-b"}); err != nil {
 		t.Fatal(err)

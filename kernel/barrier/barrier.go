@@ -654,3 +654,21 @@ func bytesOf(s string) []byte {
 
 // DataKey is the physical key of logical entry key.
 func DataKey(key string) string { return dataPrefix + key }
+
+// Encrypt returns the physical record Put would store for key, without
+// storing it: what an active node hands a joining node to prove it holds
+// the keys (kernel/join.go). Keys under seal-wrapped prefixes are refused.
+func (b *Barrier) Encrypt(key string, value []byte) ([]byte, error) {
+	if key == "" {
+		return nil, fmt.Errorf("barrier: %w", storage.ErrInvalidKey)
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.active == nil {
+		return nil, ErrSealed
+	}
+	if b.wrapperForLocked(key) != nil {
+		return nil, errors.New("barrier: Encrypt of a seal-wrapped key")
+	}
+	return b.sealLocked(value, bytesOf(key)), nil
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -200,14 +201,33 @@ func (n *Node) Admit(ctx context.Context, req kernel.JoinRequest, s logical.Stor
 	if err != nil || port == "" || port == "0" || host == "" {
 		return nil, fmt.Errorf("cluster_addr %q: want host:port", req.ClusterAddr)
 	}
+	n.mu.Lock()
+	listening := n.tls != nil
+	n.mu.Unlock()
+	if !listening {
+		return nil, errors.New("this node has no cluster port (cluster_addr): it cannot take members")
+	}
 	members, err := n.raft.LocalMembers()
 	if err != nil {
 		return nil, err
 	}
+	// A raft ID is a node's identity on the wire: never hand out a
+	// certificate for one in use. A retry of the same admission (same
+	// name and ID, still a learner) is answered again.
+	st := n.raft.Status()
+	retry := false
 	for _, m := range members {
-		if m.Name == req.Name && m.ID != req.RaftID {
+		switch {
+		case m.ID == req.RaftID && m.Name == req.Name && slices.Contains(st.Learners, m.ID):
+			retry = true
+		case m.ID == req.RaftID:
+			return nil, fmt.Errorf("raft ID %d is already a member's", req.RaftID)
+		case m.Name == req.Name:
 			return nil, fmt.Errorf("a member is already named %q: remove it first (remove-peer)", req.Name)
 		}
+	}
+	if !retry && (slices.Contains(st.Voters, req.RaftID) || slices.Contains(st.Learners, req.RaftID) || req.RaftID == st.ID) {
+		return nil, fmt.Errorf("raft ID %d is already in the configuration", req.RaftID)
 	}
 	ca, err := loadOrCreateCA(ctx, s)
 	if err != nil {
@@ -229,9 +249,16 @@ func (n *Node) Admit(ctx context.Context, req kernel.JoinRequest, s logical.Stor
 	if err := n.raft.SetMember(ctx, m); err != nil {
 		return nil, err
 	}
-	if err := n.raft.AddLearner(ctx, req.RaftID); err != nil {
-		_ = n.raft.DeleteMember(ctx, req.RaftID)
-		return nil, err
+	if !retry {
+		if err := n.raft.AddLearner(ctx, req.RaftID); err != nil {
+			// A refused change (a removed ID) never happened: forget the
+			// record. After a timeout it may still apply: keep the record,
+			// so the learner stays reachable; remove-peer clears both.
+			if errors.Is(err, raft.ErrIDReused) {
+				_ = n.raft.DeleteMember(ctx, req.RaftID)
+			}
+			return nil, err
+		}
 	}
 	n.log.Info("cluster: node admitted as a learner", "node", req.Name, "raft_id", req.RaftID, "cluster_addr", req.ClusterAddr)
 	if members, err = n.raft.LocalMembers(); err != nil {
