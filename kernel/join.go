@@ -280,4 +280,3 @@ func OpenJoinChallenge(ctx context.Context, records map[string][]byte, challenge
 	}
 	return answer, nil
 }
-

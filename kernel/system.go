@@ -33,7 +33,7 @@ func (c *Core) systemBackend(u *unsealedState) logical.Backend {
 			// Root generation is authorized by the key shares, as in Vault.
 			Unauthenticated: []string{"generate-root/*", "generate-root-token/*",
 				"storage/raft/bootstrap/*", // a joining node has no token: it proves it holds the keys
-				"wrapping/lookup"}, // the wrapping token is its own credential (Vault)
+				"wrapping/lookup"},         // the wrapping token is its own credential (Vault)
 		},
 		Paths: []*framework.Path{
 			{
