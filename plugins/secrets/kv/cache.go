@@ -4,6 +4,8 @@ import (
 	"maps"
 	"sync"
 	"time"
+
+	"github.com/wardproject/ward/sdk/gencache"
 )
 
 // metaCache holds the decoded metadata records (meta/<key>) and the decoded
@@ -14,8 +16,9 @@ import (
 //
 // # Rules
 //
-// Shard i of the cache holds the keys of lock stripe i. Each shard (and the
-// config) has a generation, bumped by every store, remove, invalidation and
+// The records follow sdk/gencache, the config the same rules. Shard i of
+// the cache holds the keys of lock stripe i. Each shard (and the config)
+// has a generation, bumped by every store, remove, invalidation and
 // clear, never by a populate.
 //
 //   - A reader that misses takes a token (the generation) before its
@@ -76,7 +79,13 @@ import (
 // Storage changes that bypass this process without an InvalidateKey are
 // not seen until the key is written here, invalidated or evicted.
 type metaCache struct {
-	shards [lockStripes]cacheShard // indexed by stripeOf(key), as the locks
+	// records are the metadata records by user key (nil: the key has no
+	// metadata), stored as copies and handed out as copies. Bound:
+	// gencache.MaxEntries; a record costs about 150 bytes, plus about 85
+	// per retained version and the size of its custom_metadata (at most 64
+	// pairs of 128+512 bytes): a full cache of keys with 10 versions each
+	// measured about 61 MiB of heap.
+	records gencache.Cache[*keyMetadata]
 
 	cfgMu  sync.Mutex // protects the fields below
 	cfg    mountConfig
@@ -84,35 +93,13 @@ type metaCache struct {
 	cfgGen uint64 // bumped on every change of cfg or its record
 }
 
-// cacheShard is one stripe's part of the cache.
-type cacheShard struct {
-	mu  sync.RWMutex // protects the fields below
-	gen uint64       // bumped on every store, remove and clear
-	// entries maps a user key to its decoded record; a nil record means
-	// the key has no metadata. Records are never modified once inserted.
-	entries map[string]*keyMetadata
-}
-
-// Memory bound: at most maxCachedKeys records per mount, shardCapacity per
-// shard; a key beyond its shard's capacity evicts an arbitrary key of that
-// shard. A record costs about 150 bytes, plus about 85 per retained version
-// and the size of its custom_metadata (at most 64 pairs of 128+512 bytes):
-// a full cache of keys with 10 versions each measured about 61 MiB of heap.
-const (
-	maxCachedKeys = 64 << 10
-	shardCapacity = maxCachedKeys / lockStripes
-)
-
 // lookup returns a copy of key's cached record and true on a hit (the copy
 // is nil when the key is known to have no metadata). On a miss it returns
 // the token to pass to populate.
 func (c *metaCache) lookup(key string) (m *keyMetadata, hit bool, token uint64) {
-	sh := &c.shards[stripeOf(key)]
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	cached, ok := sh.entries[key]
-	if !ok {
-		return nil, false, sh.gen
+	cached, hit, token := c.records.Lookup(key)
+	if !hit {
+		return nil, false, token
 	}
 	return cached.clone(), true, 0
 }
@@ -120,23 +107,12 @@ func (c *metaCache) lookup(key string) (m *keyMetadata, hit bool, token uint64) 
 // populate caches a copy of m (nil: no metadata), read from storage after
 // lookup returned token, unless the shard changed since.
 func (c *metaCache) populate(key string, token uint64, m *keyMetadata) {
-	sh := &c.shards[stripeOf(key)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if sh.gen != token {
-		return
-	}
-	sh.insertLocked(key, m.clone())
+	c.records.Populate(key, token, m.clone())
 }
 
 // token returns the generation of key's shard, which a writer holding
 // key's stripe lock takes before its storage put and passes to store.
-func (c *metaCache) token(key string) uint64 {
-	sh := &c.shards[stripeOf(key)]
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return sh.gen
-}
+func (c *metaCache) token(key string) uint64 { return c.records.Token(key) }
 
 // store caches a copy of m after it was written to storage, token having
 // been taken before the put. Every writer of the shard holds the same
@@ -145,65 +121,21 @@ func (c *metaCache) token(key string) uint64 {
 // replica, its order against that change is unknown, and store drops key
 // instead (case 5 above).
 func (c *metaCache) store(key string, token uint64, m *keyMetadata) {
-	cp := m.clone()
-	sh := &c.shards[stripeOf(key)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	raced := sh.gen != token
-	sh.gen++
-	if raced {
-		delete(sh.entries, key)
-		return
-	}
-	sh.insertLocked(key, cp)
+	c.records.Store(key, token, m.clone())
 }
 
 // remove drops key, after a delete of its record, a failed storage write, or
 // an invalidation.
-func (c *metaCache) remove(key string) {
-	sh := &c.shards[stripeOf(key)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	sh.gen++
-	delete(sh.entries, key)
-}
+func (c *metaCache) remove(key string) { c.records.Remove(key) }
 
 // clear drops every record and the config.
 func (c *metaCache) clear() {
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		sh.gen++
-		sh.entries = nil
-		sh.mu.Unlock()
-	}
+	c.records.Clear()
 	c.removeConfig()
 }
 
 // size returns the number of cached keys (for tests).
-func (c *metaCache) size() int {
-	n := 0
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.RLock()
-		n += len(sh.entries)
-		sh.mu.RUnlock()
-	}
-	return n
-}
-
-func (sh *cacheShard) insertLocked(key string, m *keyMetadata) {
-	if sh.entries == nil {
-		sh.entries = make(map[string]*keyMetadata)
-	}
-	if _, ok := sh.entries[key]; !ok && len(sh.entries) >= shardCapacity {
-		for victim := range sh.entries { // map order: an arbitrary key
-			delete(sh.entries, victim)
-			break
-		}
-	}
-	sh.entries[key] = m
-}
+func (c *metaCache) size() int { return c.records.Len() }
 
 // lookupConfig returns the cached config and true on a hit; on a miss, the
 // token to pass to populateConfig.

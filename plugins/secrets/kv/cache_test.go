@@ -419,37 +419,6 @@ func TestCacheStorageErrors(t *testing.T) {
 	assertCacheMatchesStorage(t, e)
 }
 
-// The cache holds at most maxCachedKeys keys, shardCapacity per shard.
-func TestCacheBound(t *testing.T) {
-	var c metaCache
-	m := &keyMetadata{Versions: map[int]*versionMetadata{1: {}}}
-	for i := range maxCachedKeys + maxCachedKeys/2 {
-		key := fmt.Sprintf("k%d", i)
-		if i%2 == 0 {
-			c.store(key, c.token(key), m)
-			continue
-		}
-		_, _, token := c.lookup(key)
-		c.populate(key, token, m)
-	}
-	if n := c.size(); n > maxCachedKeys || n < maxCachedKeys/2 {
-		t.Fatalf("%d cached keys, bound %d", n, maxCachedKeys)
-	}
-	for i := range c.shards {
-		if n := len(c.shards[i].entries); n > shardCapacity {
-			t.Fatalf("shard %d holds %d keys, bound %d", i, n, shardCapacity)
-		}
-	}
-	// A key already cached is replaced in place, not counted twice.
-	full := &c.shards[stripeOf("k0")]
-	before := len(full.entries)
-	c.store("k0", c.token("k0"), m)
-	c.store("k0", c.token("k0"), m)
-	if len(full.entries) != before {
-		t.Fatalf("re-storing a key changed the shard from %d to %d keys", before, len(full.entries))
-	}
-}
-
 // blockingStorage holds the first Get (or Put) of key, after it has
 // reached storage, until released: the caller's storage call is then old
 // by the time the caller acts on it.
@@ -747,20 +716,16 @@ func assertCacheMatchesStorage(t *testing.T, e *env) {
 		}
 		return string(b)
 	}
-	for i := range e.b.cache.shards {
-		sh := &e.b.cache.shards[i]
-		sh.mu.RLock()
-		for key, cached := range sh.entries {
-			stored, err := decodeMeta(ctx, e.s, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if (cached == nil) != (stored == nil) || (cached != nil && encode(cached) != encode(stored)) {
-				t.Errorf("cached %q = %s\nstorage holds %s", key, encode(cached), encode(stored))
-			}
+	e.b.cache.records.Range(func(key string, cached *keyMetadata) bool {
+		stored, err := decodeMeta(ctx, e.s, key)
+		if err != nil {
+			t.Fatal(err)
 		}
-		sh.mu.RUnlock()
-	}
+		if (cached == nil) != (stored == nil) || (cached != nil && encode(cached) != encode(stored)) {
+			t.Errorf("cached %q = %s\nstorage holds %s", key, encode(cached), encode(stored))
+		}
+		return true
+	})
 	if cfg, hit, _ := e.b.cache.lookupConfig(); hit {
 		var stored mountConfig
 		if _, err := getJSON(ctx, e.s, configKey, &stored); err != nil {

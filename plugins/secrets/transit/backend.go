@@ -52,8 +52,8 @@ func newBackend(conf *logical.BackendConfig, now func() time.Time) (*backend, er
 		Help:              backendHelp,
 		Paths:             b.paths(),
 		Invalidate:        b.invalidate,
-		InvalidateAllFunc: func(context.Context) { b.cache.clear() },
-		Clean:             func(context.Context) { b.cache.clear() },
+		InvalidateAllFunc: func(context.Context) { b.cache.Clear() },
+		Clean:             func(context.Context) { b.cache.Clear() },
 		PeriodicFunc:      b.periodic,
 	}
 	if err := b.Backend.Initialize(context.Background()); err != nil {
@@ -109,16 +109,16 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	case key == configKeysKey:
 		// Not cached.
 	case strings.HasPrefix(key, policyPrefix) && !strings.Contains(key[len(policyPrefix):], "/"):
-		b.cache.remove(key[len(policyPrefix):])
+		b.cache.Remove(key[len(policyPrefix):])
 	default:
-		b.cache.clear()
+		b.cache.Clear()
 	}
 }
 
 // getKey returns the named key's keyring, or nil when it does not exist.
 func (b *backend) getKey(ctx context.Context, s logical.Storage, name string) (*keyring, error) {
-	kr, token := b.cache.lookup(name)
-	if kr != nil {
+	kr, hit, token := b.cache.Lookup(name)
+	if hit {
 		return kr, nil
 	}
 	e, err := s.Get(ctx, policyPrefix+name)
@@ -133,7 +133,7 @@ func (b *backend) getKey(ctx context.Context, s logical.Storage, name string) (*
 		b.warn("stored key does not parse", "key", name, "reason", err.Error())
 		return nil, errCorruptKey
 	}
-	b.cache.populate(name, token, kr)
+	b.cache.Populate(name, token, kr)
 	return kr, nil
 }
 
@@ -157,12 +157,12 @@ func (b *backend) putKeyLocked(ctx context.Context, s logical.Storage, rec *poli
 	if err != nil {
 		return nil, internalErr("transit: encode key")
 	}
-	token := b.cache.token(rec.Name)
+	token := b.cache.Token(rec.Name)
 	if err := s.Put(ctx, &logical.StorageEntry{Key: policyPrefix + rec.Name, Value: val}); err != nil {
-		b.cache.remove(rec.Name) // the put may have landed
+		b.cache.Remove(rec.Name) // the put may have landed
 		return nil, fmt.Errorf("transit: storage put: %w", err)
 	}
-	b.cache.store(rec.Name, token, kr)
+	b.cache.Store(rec.Name, token, kr)
 	return kr, nil
 }
 

@@ -58,7 +58,7 @@ func TestInvalidation(t *testing.T) {
 		t.Fatalf("config/keys invalidation dropped the key: %s", got)
 	}
 	b.b.InvalidateKey(context.Background(), "something/else")
-	if b.b.cache.size() != 0 {
+	if b.b.cache.Len() != 0 {
 		t.Fatal("unknown key did not clear the cache")
 	}
 	if got := b.encrypt("k", "x", nil); !strings.HasPrefix(got, "vault:v3:") {
@@ -72,56 +72,14 @@ func TestInvalidation(t *testing.T) {
 	// "Everything changed" (a WASM host that could not list the keys)
 	// drops the cache.
 	a.createKey("k3", nil)
-	if ia, ok := logical.Backend(a.b).(logical.AllInvalidator); !ok || !ia.InvalidateAll(context.Background()) || a.b.cache.size() != 0 {
+	if ia, ok := logical.Backend(a.b).(logical.AllInvalidator); !ok || !ia.InvalidateAll(context.Background()) || a.b.cache.Len() != 0 {
 		t.Fatal("InvalidateAll kept the cache")
 	}
 	// Cleanup drops the cache.
 	a.createKey("k2", nil)
 	a.b.Cleanup(context.Background())
-	if a.b.cache.size() != 0 {
+	if a.b.cache.Len() != 0 {
 		t.Fatal("cleanup kept the cache")
-	}
-}
-
-// A reader that read storage before a writer (or an invalidation) cannot
-// put its older keyring back.
-func TestCachePopulateRace(t *testing.T) {
-	var c keyCache
-	old, newer := &keyring{}, &keyring{}
-	_, token := c.lookup("k")
-	c.store("k", c.token("k"), newer) // a writer finishes first
-	c.populate("k", token, old)
-	if got, _ := c.lookup("k"); got != newer {
-		t.Fatal("a stale populate replaced the writer's keyring")
-	}
-	// A store whose put raced an invalidation drops the name.
-	tok := c.token("k")
-	c.remove("k") // the invalidation
-	c.store("k", tok, old)
-	if got, _ := c.lookup("k"); got != nil {
-		t.Fatal("a store that raced an invalidation was cached")
-	}
-	_, token = c.lookup("k")
-	c.clear()
-	c.populate("k", token, old)
-	if got, _ := c.lookup("k"); got != nil {
-		t.Fatal("populate after clear")
-	}
-}
-
-func TestCacheBound(t *testing.T) {
-	var c keyCache
-	n := 0
-	for i := 0; n < shardCapacity+10; i++ {
-		name := fmt.Sprint("key-", i)
-		if stripeOf(name) != 7 {
-			continue
-		}
-		n++
-		c.populate(name, c.token(name), &keyring{})
-	}
-	if got := c.size(); got != shardCapacity {
-		t.Fatalf("shard holds %d, capacity %d", got, shardCapacity)
 	}
 }
 
@@ -129,9 +87,9 @@ func TestCacheBound(t *testing.T) {
 func TestRotationReusesParsedVersions(t *testing.T) {
 	e := newEnv(t)
 	e.createKey("k", nil)
-	kr1, _ := e.b.cache.lookup("k")
+	kr1, _, _ := e.b.cache.Lookup("k")
 	e.write("keys/k/rotate", nil)
-	kr2, _ := e.b.cache.lookup("k")
+	kr2, _, _ := e.b.cache.Lookup("k")
 	if kr1 == kr2 || kr1.versions[1] != kr2.versions[1] || kr2.versions[2] == nil {
 		t.Fatal("version 1 was re-parsed or the keyring not replaced")
 	}
@@ -164,7 +122,7 @@ func TestStorageFaults(t *testing.T) {
 		t.Fatal("a failed create left a key")
 	}
 	// A failed read is an error, never cached as absence.
-	e.b.cache.clear()
+	e.b.cache.Clear()
 	fs.mu.Lock()
 	fs.fail = func(op, key string) bool { return op == "get" }
 	fs.mu.Unlock()
@@ -197,7 +155,7 @@ func TestCorruptStoredKey(t *testing.T) {
 	}
 	for _, val := range []string{`not json SECRETSECRET`, `{"name":"k","type":"aes256-gcm96","latest_version":1,"min_decryption_version":1,"keys":{"1":{"key":"U0VDUkVUU0VDUkVU","hmac_key":"U0VDUkVUU0VDUkVUU0VDUkVUU0VDUkVUU0VDUkVU"}}}`} {
 		_ = s.Put(context.Background(), &logical.StorageEntry{Key: "policy/k", Value: []byte(val)})
-		b.cache.clear()
+		b.cache.Clear()
 		_, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: "encrypt/k",
 			Data: map[string]any{"plaintext": b64("x")}, Storage: s})
 		if err == nil || logical.CodeOf(err) != logical.CodeInternal || err.Error() != "transit: stored key is corrupt" {

@@ -316,7 +316,7 @@ func (b *backend) keysDelete(ctx context.Context, req *logical.Request, d *frame
 		return nil, logical.InvalidRequest("error deleting policy %s: deletion is not allowed for this policy", name)
 	}
 	err = s.Delete(ctx, policyPrefix+name)
-	b.cache.remove(name) // whether or not the delete landed
+	b.cache.Remove(name) // whether or not the delete landed
 	if err != nil {
 		return nil, fmt.Errorf("transit: storage delete: %w", err)
 	}
