@@ -115,6 +115,15 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
+// existingKey returns the named key's keyring, or errKeyNotFound.
+func (b *backend) existingKey(ctx context.Context, s logical.Storage, name string) (*keyring, error) {
+	kr, err := b.getKey(ctx, s, name)
+	if err == nil && kr == nil {
+		err = errKeyNotFound
+	}
+	return kr, err
+}
+
 // getKey returns the named key's keyring, or nil when it does not exist.
 func (b *backend) getKey(ctx context.Context, s logical.Storage, name string) (*keyring, error) {
 	kr, hit, token := b.cache.Lookup(name)

@@ -316,12 +316,9 @@ func (b *backend) decryptWrite(ctx context.Context, req *logical.Request, d *fra
 	if err != nil {
 		return nil, err
 	}
-	kr, err := b.getKey(ctx, s, d.Get("name").(string))
+	kr, err := b.existingKey(ctx, s, d.Get("name").(string))
 	if err != nil {
 		return nil, err
-	}
-	if kr == nil {
-		return nil, errKeyNotFound
 	}
 	for i, it := range items {
 		if results[i].Error != "" {
@@ -426,12 +423,9 @@ func (b *backend) rewrapWrite(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return nil, err
 	}
-	kr, err := b.getKey(ctx, s, d.Get("name").(string))
+	kr, err := b.existingKey(ctx, s, d.Get("name").(string))
 	if err != nil {
 		return nil, err
-	}
-	if kr == nil {
-		return nil, errKeyNotFound
 	}
 	if kr, err = b.usableKey(ctx, s, kr); err != nil {
 		return nil, err
@@ -521,12 +515,9 @@ func (b *backend) datakeyWrite(ctx context.Context, req *logical.Request, d *fra
 			return nil, logical.InvalidRequest("failed to base64-decode context")
 		}
 	}
-	kr, err := b.getKey(ctx, s, d.Get("name").(string))
+	kr, err := b.existingKey(ctx, s, d.Get("name").(string))
 	if err != nil {
 		return nil, err
-	}
-	if kr == nil {
-		return nil, errKeyNotFound
 	}
 	if kr, err = b.usableKey(ctx, s, kr); err != nil {
 		return nil, err

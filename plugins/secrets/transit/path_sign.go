@@ -348,12 +348,9 @@ func (b *backend) hmacWrite(ctx context.Context, req *logical.Request, d *framew
 	if err != nil {
 		return nil, err
 	}
-	kr, err := b.getKey(ctx, s, d.Get("name").(string))
+	kr, err := b.existingKey(ctx, s, d.Get("name").(string))
 	if err != nil {
 		return nil, err
-	}
-	if kr == nil {
-		return nil, errKeyNotFound
 	}
 	if kr, err = b.usableKey(ctx, s, kr); err != nil {
 		return nil, err
@@ -406,12 +403,9 @@ func (b *backend) hmacWrite(ctx context.Context, req *logical.Request, d *framew
 }
 
 func (b *backend) hmacVerify(ctx context.Context, s logical.Storage, d *framework.FieldData, items []item, batch bool) (*logical.Response, error) {
-	kr, err := b.getKey(ctx, s, d.Get("name").(string))
+	kr, err := b.existingKey(ctx, s, d.Get("name").(string))
 	if err != nil {
 		return nil, err
-	}
-	if kr == nil {
-		return nil, errKeyNotFound
 	}
 	h, err := hmacHash(hashAlgorithmOf(d, "hash_algorithm", "algorithm"))
 	if err != nil {
