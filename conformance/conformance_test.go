@@ -17,6 +17,7 @@ import (
 
 	"github.com/wardproject/ward/plugins/secrets/database/pgtest"
 	"github.com/wardproject/ward/sdk/logical"
+	"github.com/wardproject/ward/wasm"
 )
 
 var update = flag.Bool("update", false, "rewrite golden.txt from the registry")
@@ -220,7 +221,14 @@ func TestWasm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			target, err := NewWasm(WasmConfig{Module: bin, CacheDir: cacheDir})
+			// The mount's per-call deadline is the suite's request timeout:
+			// five modules run at once here under -race, and 32 concurrent
+			// bcrypt logins queueing for two instances can outlast the
+			// server's 5 s default on a loaded 2-core machine, which says
+			// nothing about the plugin. core.deadline still checks that
+			// request deadlines are honoured.
+			target, err := NewWasm(WasmConfig{Module: bin, CacheDir: cacheDir,
+				Limits: wasm.Limits{CallTimeout: 10 * time.Second}})
 			if err != nil {
 				t.Fatal(err)
 			}
